@@ -1,0 +1,66 @@
+/*
+ * session.h - one client WebSocket connection and its place in a rendezvous.
+ *
+ * A session is the per-connection user data of the client protocol
+ * (client_port.c hands lws events to the functions here). It is also a peer
+ * endpoint (relay/peer.h): the matchmaker pairs it with another endpoint,
+ * and frames flow between them through the peer operations.
+ *
+ * Lifecycle: awaiting_request -> pending -> paired -> closing -> closed. A
+ * session can jump to closing from any state (bad input, partner gone,
+ * timeouts, shutdown); closing means "flush what is queued (typically
+ * NOTIFY_RENDEZVOUS_END), then send a close frame".
+ */
+#ifndef RELAY_SESSION_H
+#define RELAY_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "relay/metrics.h"
+#include "relay/peer.h"
+#include "send_queue.h"
+
+enum session_state {
+    SESSION_AWAITING_REQUEST,
+    SESSION_PENDING,
+    SESSION_PAIRED,
+    SESSION_CLOSING,
+};
+
+struct session {
+    struct peer peer;
+    struct lws *wsi;
+    lws_dll2_t list; /* relay_server.sessions */
+    enum session_state state;
+    struct send_queue queue;
+    struct request_parser *parser; /* only while reading a message we must judge */
+    size_t message_bytes;          /* of the message being received */
+    lws_sorted_usec_list_t keepalive_timer;
+    lws_sorted_usec_list_t pending_timer;
+    uint16_t close_code;
+    const char *close_text;
+    enum close_reason close_reason;
+    bool close_reason_set;
+    bool partner_paused; /* we told our partner to stop reading */
+    bool input_paused;   /* our partner told us to stop reading */
+    bool awaiting_pong;
+    bool ping_due;
+    bool refused; /* over max_connections: close with 1013 at first WRITEABLE */
+    bool established;
+};
+
+/* lws events, called by client_port.c. Functions returning int return what
+ * the lws callback must return (-1 closes the connection). */
+int session_open(struct session *session, struct lws *wsi);
+int session_receive(struct session *session, const void *data, size_t length);
+int session_writeable(struct session *session);
+void session_pong(struct session *session);
+void session_closed(struct session *session);
+
+/* The node is shutting down: END then close 1001. */
+void session_shutdown(struct session *session);
+
+#endif

@@ -1,0 +1,121 @@
+/*
+ * harness.h - run a real relayd process for one integration test.
+ *
+ * The harness picks free loopback ports, writes a YAML configuration into a
+ * fresh temporary directory, starts the relayd binary built by this tree
+ * (RELAYD_BINARY) with its stderr captured in that directory, and waits until
+ * the admin port answers /healthz. It stops the relay with SIGTERM and
+ * reports its exit status: under the sanitizer build a leak makes relayd exit
+ * non-zero, so "stopped with status 0" also means "no leak".
+ *
+ * Also here: a tiny blocking HTTP/1.1 GET client (admin endpoints, the
+ * client port's info page), a Prometheus text reader, running a command with
+ * a deadline (openssl, relayd --check-config) and reading a process' RSS.
+ */
+#ifndef RELAY_TEST_HARNESS_H
+#define RELAY_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Settings written into the relay's YAML; zero/NULL leaves the key out so
+ * the relay's default applies. */
+struct harness_config {
+    const char *bind_address; /* default 127.0.0.1 */
+    size_t max_message_bytes;
+    int max_connections;
+    int pending_timeout;
+    int handshake_timeout;
+    size_t send_queue_high_water;
+    size_t send_queue_low_water;
+    int ping_interval;
+    int ping_timeout;
+    int shutdown_timeout;
+    const char *tls_cert;
+    const char *tls_key;
+    const char *tls_chain;
+    const char *log_level; /* default "info" */
+};
+
+struct harness_relay {
+    pid_t pid; /* 0 when not running */
+    int port;
+    int admin_port;
+    bool tls;
+    char bind_address[64];
+    char directory[256];   /* temporary directory of this run */
+    char config_path[320];
+    char stderr_path[320];
+    char url[128]; /* ws://127.0.0.1:PORT/ or wss://..., [::1] for IPv6 */
+};
+
+/* A fresh temporary directory (for certificates made before the start).
+ * Returns 0 or -1. */
+int harness_make_directory(char *out, size_t out_size);
+
+/* Start relayd with config (NULL: defaults). directory: where to put the
+ * files (NULL: a new temporary directory). Retries with other ports when the
+ * relay dies at start (a port taken in between). Returns 0, or -1 with the
+ * relay's stderr printed. */
+int harness_start_relay(struct harness_relay *relay, const struct harness_config *config,
+                        const char *directory);
+
+/* SIGTERM, then wait up to timeout_ms for the exit (then SIGKILL). Returns
+ * the exit status (0-255), 128 + signal number if killed by a signal, or -1
+ * if it had to be killed. Prints the relay's stderr when not 0. */
+int harness_stop_relay(struct harness_relay *relay, int timeout_ms);
+
+/* Like harness_stop_relay without sending the signal first (the test sent
+ * it), or kill hard: used by harness_cleanup. */
+int harness_wait_exit(struct harness_relay *relay, int timeout_ms);
+
+/* Kill the relay if it still runs and remove its temporary directory (kept
+ * when the environment has RELAY_TEST_KEEP=1). */
+void harness_cleanup(struct harness_relay *relay);
+
+/* Resident set size of the relay in KiB (VmRSS), or -1. */
+long harness_relay_rss_kib(const struct harness_relay *relay);
+
+/* Print the relay's stderr (last max_bytes) to our stderr. */
+void harness_print_relay_log(const struct harness_relay *relay, size_t max_bytes);
+
+/* Whether the relay's stderr contains text. */
+bool harness_relay_log_contains(const struct harness_relay *relay, const char *text);
+
+/* GET path from host:port. Returns 0 with *status and a malloc'd NUL-ended
+ * *body (chunked transfer decoded), or -1 on connection error or timeout. */
+int harness_http_get(const char *host, int port, const char *path, int timeout_ms, int *status,
+                     char **body);
+
+/* GET from the relay's admin port; returns the status code or -1. */
+int harness_admin_get(const struct harness_relay *relay, const char *path, char **body);
+
+/* The value of one series in Prometheus text, e.g.
+ * series = "relayd_rendezvous_total{result=\"paired\"}". Returns 0 or -1 if
+ * absent. Label order and spacing must match what the relay writes. */
+int harness_metric_value(const char *metrics_text, const char *series, double *value);
+
+/* Fetch /metrics and return the series' value, or -1 when it is missing. */
+double harness_fetch_metric(const struct harness_relay *relay, const char *series);
+
+/* A port that nothing listens on right now on this loopback address
+ * ("127.0.0.1" or "::1"). Returns the port or -1. */
+int harness_free_port(const char *address);
+
+/* Whether ::1 can be bound here. */
+bool harness_have_ipv6_loopback(void);
+
+/* Run argv (argv[0] a path or a name looked up in PATH) with stdout and
+ * stderr captured into *output (malloc'd, NUL-ended; may be NULL). Returns
+ * the exit status, 128 + signal, or -1 on failure or timeout (then killed). */
+int harness_run_command(char *const argv[], int timeout_ms, char **output);
+
+/* Path of the relayd binary under test. */
+const char *harness_relayd_path(void);
+
+/* Raise RLIMIT_NOFILE's soft limit to the hard limit; returns the new soft
+ * limit. Children started afterwards (the relay) inherit it. */
+long harness_raise_file_limit(void);
+
+#endif
