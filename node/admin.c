@@ -19,7 +19,6 @@
  *   GET /metrics  200 Prometheus text (metrics_render)
  *   other paths   404; methods other than GET and HEAD: 405
  */
-#include <arpa/inet.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +26,7 @@
 #include <libwebsockets.h>
 
 #include "admin.h"
+#include "listen_address.h"
 #include "relay/log.h"
 #include "relay/metrics.h"
 #include "server.h"
@@ -250,6 +250,10 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     case LWS_CALLBACK_HTTP_BODY:
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         return 0;
+    /* The admin port speaks plain HTTP only: a WebSocket upgrade would
+     * otherwise bind to our protocol and hold a connection open here. */
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return -1;
     /* The client may leave mid-response; and on keep-alive lws frees the
      * session memory when it rebinds for the next request. Either way the
      * body must go first. */
@@ -272,13 +276,6 @@ static const struct lws_protocols admin_protocols[] = {
     {0},
 };
 
-/* True for a numeric IPv4 address such as "127.0.0.1" or "0.0.0.0". */
-static bool admin_is_ipv4_literal(const char *address)
-{
-    struct in_addr parsed;
-    return address != NULL && inet_pton(AF_INET, address, &parsed) == 1;
-}
-
 struct lws_vhost *admin_start(struct lws_context *context, const struct relay_config *config)
 {
     if (!config->admin_enabled)
@@ -292,16 +289,8 @@ struct lws_vhost *admin_start(struct lws_context *context, const struct relay_co
     info.protocols = admin_protocols;
     /* A busy port must fail startup, not leave a vhost that never listens. */
     info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
-    /*
-     * lws 4.1.6 listens on an IPv6 socket by default and, given an IPv4
-     * literal as iface, parses it into the wrong bytes of the sockaddr_in6:
-     * the socket binds to [::], every interface, so "127.0.0.1" would expose
-     * the admin port to the network. (Fixed upstream after 4.1.6: "listen:
-     * ip bind: force ipv4 if given ipv4 numeric iface".) Making this vhost
-     * IPv4-only gives an AF_INET socket bound to exactly that address.
-     */
-    if (admin_is_ipv4_literal(config->admin_bind_address))
-        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    /* Bind exactly the configured address (listen_address.c). */
+    info.options |= listen_address_vhost_options(config->admin_bind_address);
 
     struct lws_vhost *vhost = lws_create_vhost(context, &info);
     const char *address = config->admin_bind_address ? config->admin_bind_address : "*";

@@ -19,6 +19,7 @@
 #include <openssl/ssl.h>
 
 #include "client_port.h"
+#include "listen_address.h"
 #include "relay/log.h"
 #include "server.h"
 #include "session.h"
@@ -159,6 +160,11 @@ struct lws_vhost *client_port_start(struct lws_context *context, const struct re
     info.port = config->port;
     info.protocols = client_port_protocols_configured;
     info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+    /* An idle plain-HTTP connection (a probe) gets no longer than a
+     * WebSocket handshake; the handshake itself is bounded by the context's
+     * timeout_secs (server.c). */
+    info.keepalive_timeout = config->handshake_timeout_seconds;
+    info.options |= listen_address_vhost_options(config->bind_address);
     if (config->tls.cert_file != NULL) {
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.ssl_cert_filepath = config->tls.cert_file;

@@ -693,6 +693,11 @@ static bool config_key_is_duplicate(struct config_loader *loader, const yaml_nod
 static int config_load_entry(struct config_loader *loader, const char *path, const yaml_node_t *key,
                              const yaml_node_t *value)
 {
+    /* "listen.port: 80" would otherwise match the table and give one
+     * setting two spellings, defeating the duplicate-key check. */
+    if (strchr(config_scalar_text(key), '.') != NULL)
+        return config_report(loader, key->start_mark,
+                             "unknown key \"%s\" (nest sections instead of dotting keys)", path);
     const struct config_setting *setting = config_find_setting(path);
     if (setting != NULL)
         return config_load_value(loader, setting, value);
@@ -797,37 +802,37 @@ int config_load_string(struct relay_config *config, const char *yaml, size_t len
     return 0;
 }
 
+/* Reads at most twice the cap, so config_load_string can refuse an
+ * oversized file with the same message as an oversized string. */
 static int config_read_stream(FILE *file, const char *path, char **text, size_t *length, char *err,
                               size_t err_size)
 {
-    size_t capacity = 4096;
+    char *buffer = NULL;
+    size_t capacity = 0;
     size_t used = 0;
-    char *buffer = malloc(capacity);
-    while (buffer != NULL) {
-        used += fread(buffer + used, 1, capacity - used, file);
+    for (;;) {
+        if (used == capacity && capacity <= CONFIG_MAX_FILE_BYTES) {
+            capacity = capacity == 0 ? 4096 : capacity * 2;
+            char *grown = realloc(buffer, capacity);
+            if (grown == NULL) {
+                free(buffer);
+                return config_write_error(err, err_size, "%s: out of memory", path);
+            }
+            buffer = grown;
+        }
+        size_t count = fread(buffer + used, 1, capacity - used, file);
+        used += count;
         if (ferror(file)) {
             int error = errno;
             free(buffer);
             return config_write_error(err, err_size, "%s: cannot read: %s", path, strerror(error));
         }
-        if (feof(file)) {
+        if (count == 0 || feof(file)) {
             *text = buffer;
             *length = used;
             return 0;
         }
-        if (used > CONFIG_MAX_FILE_BYTES)
-            break;
-        char *grown = realloc(buffer, capacity * 2);
-        if (grown == NULL)
-            free(buffer);
-        buffer = grown;
-        capacity *= 2;
     }
-    free(buffer);
-    if (used > CONFIG_MAX_FILE_BYTES)
-        return config_write_error(err, err_size, "%s: larger than %d bytes, refusing to load", path,
-                                  CONFIG_MAX_FILE_BYTES);
-    return config_write_error(err, err_size, "%s: out of memory", path);
 }
 
 int config_load_file(struct relay_config *config, const char *path, char *err, size_t err_size)
@@ -905,19 +910,24 @@ static int config_validate_tls(const struct relay_tls_config *tls, char *err, si
     return 0;
 }
 
-/* Two listeners collide when they share a port and an address, or when
- * either binds every address ("0.0.0.0", "::"). */
+/* inet_pton's bytes with the family; IPv4 fills the first four. */
+static int config_address_bytes(const char *text, unsigned char bytes[sizeof(struct in6_addr)])
+{
+    memset(bytes, 0, sizeof(struct in6_addr));
+    if (inet_pton(AF_INET, text, bytes) == 1)
+        return AF_INET;
+    return inet_pton(AF_INET6, text, bytes) == 1 ? AF_INET6 : AF_UNSPEC;
+}
+
+/* Two listeners on one port collide when their addresses are equal or
+ * either is a wildcard ("0.0.0.0", "::"), whose bytes are all zero. */
 static bool config_listeners_collide(const char *first, const char *second)
 {
-    unsigned char first_bytes[sizeof(struct in6_addr)] = {0};
-    unsigned char second_bytes[sizeof(struct in6_addr)] = {0};
     static const unsigned char any[sizeof(struct in6_addr)] = {0};
-    int first_family = inet_pton(AF_INET, first, first_bytes) == 1 ? AF_INET : AF_INET6;
-    int second_family = inet_pton(AF_INET, second, second_bytes) == 1 ? AF_INET : AF_INET6;
-    if (first_family == AF_INET6)
-        inet_pton(AF_INET6, first, first_bytes);
-    if (second_family == AF_INET6)
-        inet_pton(AF_INET6, second, second_bytes);
+    unsigned char first_bytes[sizeof(struct in6_addr)];
+    unsigned char second_bytes[sizeof(struct in6_addr)];
+    int first_family = config_address_bytes(first, first_bytes);
+    int second_family = config_address_bytes(second, second_bytes);
     if (memcmp(first_bytes, any, sizeof(any)) == 0 || memcmp(second_bytes, any, sizeof(any)) == 0)
         return true;
     return first_family == second_family && memcmp(first_bytes, second_bytes, sizeof(any)) == 0;
@@ -930,17 +940,11 @@ static int config_validate_relations(const struct relay_config *config, char *er
                                   "limits.send_queue_low_water (%zu) must be below "
                                   "limits.send_queue_high_water (%zu)",
                                   config->send_queue_low_water, config->send_queue_high_water);
-    /* A timeout of a whole interval or more would send the next ping while
-     * the previous one is still unanswered. */
-    if (config->ping_timeout_seconds >= config->ping_interval_seconds)
-        return config_write_error(err, err_size,
-                                  "keepalive.ping_timeout (%d) must be below "
-                                  "keepalive.ping_interval (%d)",
-                                  config->ping_timeout_seconds, config->ping_interval_seconds);
     if (config->admin_enabled && config->admin_port == config->port &&
         config_listeners_collide(config->bind_address, config->admin_bind_address))
         return config_write_error(
-            err, err_size, "admin.port (%d) collides with listen.port on %s and %s",
+            err, err_size,
+            "admin.port %d collides with listen.port (admin.bind %s, listen.bind %s)",
             config->admin_port, config->admin_bind_address, config->bind_address);
     return 0;
 }

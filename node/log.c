@@ -103,8 +103,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
  * says which library spoke. */
 static void log_emit_lws(int lws_level, const char *line)
 {
-    enum log_level level = (lws_level & LLL_ERR)    ? LOG_LEVEL_ERROR
-                           : (lws_level & LLL_WARN) ? LOG_LEVEL_WARN
+    enum log_level level = (lws_level & LLL_ERR)      ? LOG_LEVEL_ERROR
+                           : (lws_level & LLL_WARN)   ? LOG_LEVEL_WARN
                            : (lws_level & LLL_NOTICE) ? LOG_LEVEL_INFO
                                                       : LOG_LEVEL_DEBUG;
     if (!log_level_enabled(level))

@@ -68,8 +68,7 @@ static void matchmaker_on_claimed(void *context, const char *rid, enum directory
         log_warn("directory could not register rendezvous %.16s...", rid);
 }
 
-static enum match_outcome matchmaker_start_pending(struct matchmaker *matchmaker,
-                                                   struct peer *peer)
+static enum match_outcome matchmaker_start_pending(struct matchmaker *matchmaker, struct peer *peer)
 {
     struct rendezvous *entry = calloc(1, sizeof(*entry));
     if (entry == NULL || rid_table_put(matchmaker->rendezvous, peer->rid, entry) != 0) {

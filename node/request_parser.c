@@ -47,13 +47,15 @@
  *   the JSON grammar. It refuses numbers of more than 20 digits (NOT_JSON).
  * - Depth: 12 stack levels, where a string being read takes one: objects
  *   and arrays nest about 10 deep, arrays at most 5 deep (NOT_JSON beyond).
- *   Its count of open arrays is never reset at the top level, so a seventh
+ *   Its count of open arrays is never reset at the top level, so a sixth
  *   array-valued top-level field would be refused: the ARRAY_END callback
  *   resets it (request_parser_repair_array_count).
  * - Keys are copied into a 128-byte path with an unchecked 8-bit index: a
- *   longer key would spill into LEJP's string buffer and wrap around. The
- *   tracker stops at a key of more than 127 bytes (NOT_JSON), so top-level
- *   keys always fit; nested keys are never looked at.
+ *   longer key would spill into LEJP's string buffer and wrap around (both
+ *   inside the context struct, so memory stays safe, but the key read back
+ *   would be wrong). The tracker stops at a key of more than 127 bytes
+ *   (NOT_JSON), so top-level keys always fit. Nested keys may still add up
+ *   past 128 bytes, but nested keys are never read.
  * - Strings are delivered in chunks of up to 254 bytes (LEJPCB_VAL_STR_CHUNK,
  *   then LEJPCB_VAL_STR_END), "\u0000" included as a NUL byte, so values are
  *   handled by length, never as C strings.
@@ -63,7 +65,7 @@
  *   is checked here for whitespace. It calls LEJPCB_START on many calls, not
  *   only the first, so nothing is initialised there.
  *
- * The parser struct is about 800 bytes, LEJP's context being 656 of them.
+ * The parser struct is 896 bytes on x86-64, 656 of them LEJP's context.
  * Numbers are converted with strtod, which assumes the "C" locale's decimal
  * point (the relay never calls setlocale); a conversion that does not
  * consume the whole number is treated as an invalid timestamp.

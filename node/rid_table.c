@@ -32,7 +32,8 @@ static size_t rid_table_hash(const char *rid)
     uint64_t hash = 0;
     for (int i = 0; i < 16 && rid[i] != '\0'; i++) {
         char c = rid[i];
-        unsigned digit = (c >= '0' && c <= '9') ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
+        unsigned digit =
+            (c >= '0' && c <= '9') ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
         hash = (hash << 4) | (digit & 0xf);
     }
     return (size_t)hash;

@@ -18,7 +18,7 @@
 struct send_piece {
     struct send_piece *next;
     size_t length;
-    int write_protocol; /* lws_write flags: opcode, continuation, no-FIN */
+    int write_protocol;     /* lws_write flags: opcode, continuation, no-FIN */
     unsigned char buffer[]; /* LWS_PRE headroom, then length payload bytes */
 };
 

@@ -169,8 +169,7 @@ int server_run(const struct relay_config *config)
         server_free();
         return 1;
     }
-    log_info("relayd %s ready (directory: %s)", RELAYD_VERSION,
-             relay_server.directory->ops->name);
+    log_info("relayd %s ready (directory: %s)", RELAYD_VERSION, relay_server.directory->ops->name);
 
     while (!server_loop_done) {
         if (lws_service(relay_server.context, 0) < 0)

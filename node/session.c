@@ -136,8 +136,17 @@ static void session_end(struct session *session, uint16_t code, const char *text
 {
     if (session->state == SESSION_CLOSING)
         return;
+    /* A partner that vanished mid-message leaves a fragmented message open
+     * on this connection; a new message may only start after it is ended,
+     * so end it with an empty final continuation. The client sees that
+     * message truncated, then END. */
+    if (session->outgoing_message_open) {
+        int finish = lws_write_ws_flags(LWS_WRITE_BINARY, 0, 1);
+        if (send_queue_push(&session->queue, "", 0, finish) == 0)
+            session->outgoing_message_open = false;
+    }
     /* A session that never presented an id has nothing to end. */
-    if (session->state != SESSION_AWAITING_REQUEST)
+    if (session->state != SESSION_AWAITING_REQUEST && !session->outgoing_message_open)
         session_queue_notification(session, NOTIFY_END, NULL);
     session_close_after_flush(session, code, text, reason);
 }
@@ -336,7 +345,12 @@ int session_receive(struct session *session, const void *data, size_t length)
     if (first)
         session->message_bytes = 0;
     session->message_bytes += length;
-    if (session->message_bytes > relay_server.config->max_message_bytes) {
+    /* Count the rest of this frame too (its header announced the length):
+     * an oversize single-frame message is refused before any of it is
+     * forwarded. Only a message whose later fragments push it over the
+     * limit has its first part delivered, truncated, before END. */
+    if (session->message_bytes + lws_remaining_packet_payload(session->wsi) >
+        relay_server.config->max_message_bytes) {
         relay_metrics.limits_hit_total[LIMIT_MAX_MESSAGE_BYTES]++;
         return session_fail(session, SESSION_CLOSE_MESSAGE_TOO_BIG, "message too large",
                             CLOSE_MESSAGE_TOO_LARGE);
@@ -366,16 +380,18 @@ int session_writeable(struct session *session)
 {
     if (session->refused) {
         bool shutting_down = session->close_reason == CLOSE_SHUTDOWN;
-        return session_fail(session,
-                            shutting_down ? SESSION_CLOSE_GOING_AWAY : SESSION_CLOSE_TRY_AGAIN_LATER,
-                            shutting_down ? "relay shutting down" : "too many connections",
-                            session->close_reason);
+        return session_fail(
+            session, shutting_down ? SESSION_CLOSE_GOING_AWAY : SESSION_CLOSE_TRY_AGAIN_LATER,
+            shutting_down ? "relay shutting down" : "too many connections", session->close_reason);
     }
     if (session->ping_due) {
-        /* Pings jump the queue: a busy connection must still prove it is alive. */
-        unsigned char ping[LWS_PRE];
+        /* Pings jump the queue: a busy connection must still prove it is
+         * alive. The payload must not be empty: lws 4.1.6 drops empty pongs
+         * before the callback, so an empty ping could never be answered. */
+        unsigned char ping[LWS_PRE + 4] = {0};
+        memcpy(ping + LWS_PRE, "ping", 4);
         session->ping_due = false;
-        if (lws_write(session->wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+        if (lws_write(session->wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 0)
             return -1;
         if (!send_queue_is_empty(&session->queue) || session->state == SESSION_CLOSING)
             lws_callback_on_writable(session->wsi);
@@ -392,7 +408,8 @@ int session_writeable(struct session *session)
     if (written < (int)expected)
         return -1;
 
-    if (session->partner_paused && session->queue.bytes <= relay_server.config->send_queue_low_water) {
+    if (session->partner_paused &&
+        session->queue.bytes <= relay_server.config->send_queue_low_water) {
         session->partner_paused = false;
         if (session->peer.partner != NULL)
             peer_resume_input(session->peer.partner);
@@ -406,7 +423,8 @@ void session_pong(struct session *session)
 {
     session->awaiting_pong = false;
     lws_sul_schedule(lws_get_context(session->wsi), 0, &session->keepalive_timer,
-                     session_on_keepalive, session_seconds(relay_server.config->ping_interval_seconds));
+                     session_on_keepalive,
+                     session_seconds(relay_server.config->ping_interval_seconds));
 }
 
 void session_closed(struct session *session)
@@ -443,12 +461,12 @@ static int session_peer_deliver(struct peer *self, const void *data, size_t leng
     struct session *session = session_of_peer(self);
     if (session->state == SESSION_CLOSING)
         return 0;
-    int write_protocol = lws_write_ws_flags((flags & PEER_FRAGMENT_TEXT) ? LWS_WRITE_TEXT
-                                                                          : LWS_WRITE_BINARY,
-                                            (flags & PEER_FRAGMENT_FIRST) != 0,
-                                            (flags & PEER_FRAGMENT_FINAL) != 0);
+    int write_protocol =
+        lws_write_ws_flags((flags & PEER_FRAGMENT_TEXT) ? LWS_WRITE_TEXT : LWS_WRITE_BINARY,
+                           (flags & PEER_FRAGMENT_FIRST) != 0, (flags & PEER_FRAGMENT_FINAL) != 0);
     if (send_queue_push(&session->queue, data, length, write_protocol) != 0)
         return -1;
+    session->outgoing_message_open = (flags & PEER_FRAGMENT_FINAL) == 0;
     lws_callback_on_writable(session->wsi);
     if (!session->partner_paused &&
         session->queue.bytes > relay_server.config->send_queue_high_water &&

@@ -50,6 +50,7 @@ struct session {
     bool ping_due;
     bool refused; /* over max_connections: close with 1013 at first WRITEABLE */
     bool established;
+    bool outgoing_message_open; /* the last queued piece did not end its message */
 };
 
 /* lws events, called by client_port.c. Functions returning int return what

@@ -52,7 +52,7 @@ struct relay_config {
 
     /* logging */
     enum log_level log_level;
-    char *log_file; /* NULL: stderr */
+    char *log_file;             /* NULL: stderr */
     int stats_interval_seconds; /* 0 = no periodic stats line */
 
     /* shutdown */

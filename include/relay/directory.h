@@ -24,10 +24,10 @@
 struct directory;
 
 enum directory_status {
-    DIRECTORY_MINE,       /* this node owns the id (claim) */
-    DIRECTORY_ELSEWHERE,  /* another node owns it; see owner */
-    DIRECTORY_ABSENT,     /* nobody owns it (lookup) */
-    DIRECTORY_ERROR,      /* the directory could not answer */
+    DIRECTORY_MINE,      /* this node owns the id (claim) */
+    DIRECTORY_ELSEWHERE, /* another node owns it; see owner */
+    DIRECTORY_ABSENT,    /* nobody owns it (lookup) */
+    DIRECTORY_ERROR,     /* the directory could not answer */
 };
 
 struct directory_owner {

@@ -14,18 +14,14 @@
 
 /* How a valid REQUEST_RENDEZVOUS ended up. */
 enum rendezvous_result {
-    RENDEZVOUS_PENDING,   /* no partner yet: NOT_READY sent */
-    RENDEZVOUS_PAIRED,    /* partner found: both notified */
-    RENDEZVOUS_REFUSED,   /* id already paired: third peer ended */
+    RENDEZVOUS_PENDING, /* no partner yet: NOT_READY sent */
+    RENDEZVOUS_PAIRED,  /* partner found: both notified */
+    RENDEZVOUS_REFUSED, /* id already paired: third peer ended */
     RENDEZVOUS_RESULT_COUNT
 };
 
 /* Why a connection was refused before it could send anything. */
-enum refuse_reason {
-    REFUSE_MAX_CONNECTIONS,
-    REFUSE_SHUTTING_DOWN,
-    REFUSE_REASON_COUNT
-};
+enum refuse_reason { REFUSE_MAX_CONNECTIONS, REFUSE_SHUTTING_DOWN, REFUSE_REASON_COUNT };
 
 /* Why the relay closed (or saw the close of) a client connection. */
 enum close_reason {

@@ -33,9 +33,9 @@ struct rendezvous_request {
 
 enum request_verdict {
     REQUEST_VALID = 0,
-    REQUEST_NOT_UTF8,   /* bytes are not UTF-8: close 1007 */
-    REQUEST_NOT_JSON,   /* not a JSON document (e.g. ciphertext): close 1008 */
-    REQUEST_INVALID,    /* JSON, but not a valid REQUEST_RENDEZVOUS: close 1008 */
+    REQUEST_NOT_UTF8, /* bytes are not UTF-8: close 1007 */
+    REQUEST_NOT_JSON, /* not a JSON document (e.g. ciphertext): close 1008 */
+    REQUEST_INVALID,  /* JSON, but not a valid REQUEST_RENDEZVOUS: close 1008 */
 };
 
 struct request_parser;
@@ -50,8 +50,7 @@ void request_parser_feed(struct request_parser *parser, const void *data, size_t
  * other verdict *reason (if not NULL) points at a short static text naming
  * the first problem, suitable for a close reason (under 100 bytes). */
 enum request_verdict request_parser_finish(struct request_parser *parser,
-                                           struct rendezvous_request *request,
-                                           const char **reason);
+                                           struct rendezvous_request *request, const char **reason);
 /* After finish: whether the message named itself a REQUEST_RENDEZVOUS
  * ("request_name": "REQUEST_RENDEZVOUS"), valid or not. Used to spot a
  * second request on a pending connection. */

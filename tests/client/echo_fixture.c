@@ -42,16 +42,16 @@ struct echo_session {
     char close_reason[100];
 };
 
-static volatile sig_atomic_t echo_stop_requested;
+static volatile sig_atomic_t echo_fixture_stop_requested;
 
-static void echo_on_signal(int signal_number)
+static void echo_fixture_on_signal(int signal_number)
 {
     (void)signal_number;
-    echo_stop_requested = 1;
+    echo_fixture_stop_requested = 1;
 }
 
-static int echo_queue_chunk(struct echo_session *session, const void *data, size_t length,
-                            int write_flags)
+static int echo_fixture_queue_chunk(struct echo_session *session, const void *data, size_t length,
+                                    int write_flags)
 {
     struct echo_frame *frame = malloc(sizeof(*frame) + LWS_PRE + length);
 
@@ -70,8 +70,8 @@ static int echo_queue_chunk(struct echo_session *session, const void *data, size
 }
 
 /* Keep the start of a text message to spot "close CODE REASON". */
-static void echo_track_command(struct echo_session *session, const void *data, size_t length,
-                               bool first)
+static void echo_fixture_track_command(struct echo_session *session, const void *data,
+                                       size_t length, bool first)
 {
     size_t room;
 
@@ -85,7 +85,7 @@ static void echo_track_command(struct echo_session *session, const void *data, s
     session->command[session->command_length] = '\0';
 }
 
-static bool echo_parse_close(struct echo_session *session)
+static bool echo_fixture_parse_close(struct echo_session *session)
 {
     int consumed = 0;
 
@@ -98,8 +98,8 @@ static bool echo_parse_close(struct echo_session *session)
     return true;
 }
 
-static int echo_receive(struct lws *wsi, struct echo_session *session, const void *data,
-                        size_t length)
+static int echo_fixture_receive(struct lws *wsi, struct echo_session *session, const void *data,
+                                size_t length)
 {
     bool first = !session->in_message;
     bool final = lws_is_final_fragment(wsi);
@@ -108,19 +108,20 @@ static int echo_receive(struct lws *wsi, struct echo_session *session, const voi
     if (first)
         session->message_binary = lws_frame_is_binary(wsi);
     initial = session->message_binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT;
-    echo_track_command(session, data, length, first);
+    echo_fixture_track_command(session, data, length, first);
     session->in_message = !final;
-    if (final && echo_parse_close(session)) {
+    if (final && echo_fixture_parse_close(session)) {
         lws_callback_on_writable(wsi);
         return 0;
     }
-    if (echo_queue_chunk(session, data, length, lws_write_ws_flags(initial, first, final)) < 0)
+    if (echo_fixture_queue_chunk(session, data, length, lws_write_ws_flags(initial, first, final)) <
+        0)
         return -1;
     lws_callback_on_writable(wsi);
     return 0;
 }
 
-static int echo_write_next(struct lws *wsi, struct echo_session *session)
+static int echo_fixture_write_next(struct lws *wsi, struct echo_session *session)
 {
     struct echo_frame *frame = session->head;
 
@@ -143,7 +144,7 @@ static int echo_write_next(struct lws *wsi, struct echo_session *session)
     return 0;
 }
 
-static void echo_free_session(struct echo_session *session)
+static void echo_fixture_free_session(struct echo_session *session)
 {
     while (session->head) {
         struct echo_frame *next = session->head->next;
@@ -153,8 +154,8 @@ static void echo_free_session(struct echo_session *session)
     session->tail = NULL;
 }
 
-static int echo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                         size_t len)
+static int echo_fixture_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                                 void *in, size_t len)
 {
     struct echo_session *session = user;
 
@@ -163,11 +164,11 @@ static int echo_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         memset(session, 0, sizeof(*session));
         break;
     case LWS_CALLBACK_RECEIVE:
-        return echo_receive(wsi, session, in, len);
+        return echo_fixture_receive(wsi, session, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        return echo_write_next(wsi, session);
+        return echo_fixture_write_next(wsi, session);
     case LWS_CALLBACK_CLOSED:
-        echo_free_session(session);
+        echo_fixture_free_session(session);
         break;
     default:
         break;
@@ -175,24 +176,24 @@ static int echo_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     return 0;
 }
 
-static struct lws_protocols echo_protocols[] = {
-    {"echo", echo_callback, sizeof(struct echo_session), 64 * 1024, 0, NULL, 0},
+static struct lws_protocols echo_fixture_protocols[] = {
+    {"echo", echo_fixture_callback, sizeof(struct echo_session), 64 * 1024, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-static void echo_run_child(int report_fd)
+static void echo_fixture_run_child(int report_fd)
 {
     struct lws_context_creation_info info;
     struct lws_context *context;
     int port;
 
     prctl(PR_SET_PDEATHSIG, SIGTERM);
-    signal(SIGTERM, echo_on_signal);
+    signal(SIGTERM, echo_fixture_on_signal);
     lws_set_log_level(LLL_ERR, NULL);
     memset(&info, 0, sizeof(info));
     info.port = 0; /* the kernel picks a free port */
     info.iface = "127.0.0.1";
-    info.protocols = echo_protocols;
+    info.protocols = echo_fixture_protocols;
     info.gid = -1;
     info.uid = -1;
     context = lws_create_context(&info);
@@ -201,7 +202,7 @@ static void echo_run_child(int report_fd)
         _exit(1);
     close(report_fd);
     /* lws_service returns at least every second (lws' own timers) */
-    while (!echo_stop_requested && lws_service(context, 0) >= 0)
+    while (!echo_fixture_stop_requested && lws_service(context, 0) >= 0)
         ;
     lws_context_destroy(context);
     _exit(0);
@@ -218,7 +219,7 @@ pid_t echo_fixture_spawn(int *port)
     pid = fork();
     if (pid == 0) {
         close(pipe_fds[0]);
-        echo_run_child(pipe_fds[1]);
+        echo_fixture_run_child(pipe_fds[1]);
     }
     close(pipe_fds[1]);
     wait_for_port.fd = pipe_fds[0];

@@ -17,22 +17,22 @@
 
 #include <libwebsockets.h>
 
-/* Order matches field_for_path(). */
+/* Order matches moneysocket_json_field_for_path(). */
 static const char *const message_paths[] = {
-    "timestamp",         "protocol",      "protocol_version",  "message_class",
-    "notification_uuid", "request_reference_uuid", "notification_name", "rendezvous_id",
-    "request_uuid",      "request_name",
+    "timestamp",         "protocol",          "protocol_version",
+    "message_class",     "notification_uuid", "request_reference_uuid",
+    "notification_name", "rendezvous_id",     "request_uuid",
+    "request_name",
 };
 
-static struct moneysocket_json_field *field_for_path(struct moneysocket_message *message,
-                                                     int path_index)
+static struct moneysocket_json_field *
+moneysocket_json_field_for_path(struct moneysocket_message *message, int path_index)
 {
     struct moneysocket_json_field *fields[] = {
-        &message->timestamp,         &message->protocol,
-        &message->protocol_version,  &message->message_class,
-        &message->notification_uuid, &message->request_reference_uuid,
-        &message->notification_name, &message->rendezvous_id,
-        &message->request_uuid,      &message->request_name,
+        &message->timestamp,         &message->protocol,          &message->protocol_version,
+        &message->message_class,     &message->notification_uuid, &message->request_reference_uuid,
+        &message->notification_name, &message->rendezvous_id,     &message->request_uuid,
+        &message->request_name,
     };
 
     if (path_index < 0 || path_index >= (int)LWS_ARRAY_SIZE(fields))
@@ -40,8 +40,8 @@ static struct moneysocket_json_field *field_for_path(struct moneysocket_message 
     return fields[path_index];
 }
 
-static void field_append_text(struct moneysocket_json_field *field, const char *text,
-                              size_t length)
+static void moneysocket_json_field_append_text(struct moneysocket_json_field *field,
+                                               const char *text, size_t length)
 {
     size_t used = strlen(field->text);
     size_t room = MONEYSOCKET_JSON_TEXT_MAX - used;
@@ -57,7 +57,8 @@ static void field_append_text(struct moneysocket_json_field *field, const char *
 /* The value LEJP reports sits directly under a known top-level key: its
  * path is exactly that key (nested values have "." or "[]" in theirs; an
  * array's start is reported as "key[]"). */
-static struct moneysocket_json_field *parse_current_field(struct lejp_ctx *context, char reason)
+static struct moneysocket_json_field *moneysocket_json_parse_current_field(struct lejp_ctx *context,
+                                                                           char reason)
 {
     size_t length = strlen(context->path), i;
 
@@ -65,27 +66,27 @@ static struct moneysocket_json_field *parse_current_field(struct lejp_ctx *conte
         length -= 2;
     for (i = 0; i < LWS_ARRAY_SIZE(message_paths); i++)
         if (strlen(message_paths[i]) == length && !strncmp(context->path, message_paths[i], length))
-            return field_for_path(context->user, (int)i);
+            return moneysocket_json_field_for_path(context->user, (int)i);
     return NULL;
 }
 
-static void parse_number(struct moneysocket_json_field *field, const char *text, bool is_float)
+static void moneysocket_json_parse_number(struct moneysocket_json_field *field, const char *text,
+                                          bool is_float)
 {
     field->type = is_float ? MONEYSOCKET_JSON_FLOAT : MONEYSOCKET_JSON_INTEGER;
     field->text[0] = '\0';
-    field_append_text(field, text, strlen(text));
+    moneysocket_json_field_append_text(field, text, strlen(text));
     field->number = strtod(text, NULL);
 }
 
-static signed char parse_callback(struct lejp_ctx *context, char reason)
+static signed char moneysocket_json_parse_callback(struct lejp_ctx *context, char reason)
 {
     struct moneysocket_message *message = context->user;
     struct moneysocket_json_field *field;
 
-    if (reason == LEJPCB_PAIR_NAME && !strchr(context->path, '.') &&
-        !strchr(context->path, '['))
+    if (reason == LEJPCB_PAIR_NAME && !strchr(context->path, '.') && !strchr(context->path, '['))
         message->top_level_keys++;
-    field = parse_current_field(context, reason);
+    field = moneysocket_json_parse_current_field(context, reason);
     if (!field)
         return 0;
     switch (reason) {
@@ -96,13 +97,13 @@ static signed char parse_callback(struct lejp_ctx *context, char reason)
         break;
     case LEJPCB_VAL_STR_CHUNK:
     case LEJPCB_VAL_STR_END:
-        field_append_text(field, context->buf, context->npos);
+        moneysocket_json_field_append_text(field, context->buf, context->npos);
         break;
     case LEJPCB_VAL_NUM_INT:
-        parse_number(field, context->buf, false);
+        moneysocket_json_parse_number(field, context->buf, false);
         break;
     case LEJPCB_VAL_NUM_FLOAT:
-        parse_number(field, context->buf, true);
+        moneysocket_json_parse_number(field, context->buf, true);
         break;
     case LEJPCB_VAL_NULL:
         field->type = MONEYSOCKET_JSON_NULL;
@@ -119,7 +120,7 @@ static signed char parse_callback(struct lejp_ctx *context, char reason)
     return 0;
 }
 
-static bool text_is_blank(const unsigned char *text, size_t length)
+static bool moneysocket_json_text_is_blank(const unsigned char *text, size_t length)
 {
     size_t i;
 
@@ -138,12 +139,12 @@ int moneysocket_json_parse(const void *data, size_t length, struct moneysocket_m
     memset(message, 0, sizeof(*message));
     if (length > 1024 * 1024)
         return -1; /* lejp_parse takes an int length */
-    lejp_construct(&context, parse_callback, message, message_paths,
+    lejp_construct(&context, moneysocket_json_parse_callback, message, message_paths,
                    LWS_ARRAY_SIZE(message_paths));
     result = lejp_parse(&context, bytes, (int)length);
     lejp_destruct(&context);
     /* complete: result is how many bytes followed the object */
-    if (result < 0 || !text_is_blank(bytes + length - result, (size_t)result))
+    if (result < 0 || !moneysocket_json_text_is_blank(bytes + length - result, (size_t)result))
         return -1;
     return 0;
 }
@@ -163,7 +164,7 @@ size_t moneysocket_json_build_request(char *out, size_t out_size, const char *ri
     return (size_t)length;
 }
 
-static int random_fill(unsigned char *bytes, size_t length)
+static int moneysocket_json_random_fill(unsigned char *bytes, size_t length)
 {
     return getrandom(bytes, length, 0) == (ssize_t)length ? 0 : -1;
 }
@@ -173,7 +174,7 @@ int moneysocket_json_new_uuid(char *out)
     unsigned char bytes[16];
     size_t i, position = 0;
 
-    if (random_fill(bytes, sizeof(bytes)) < 0)
+    if (moneysocket_json_random_fill(bytes, sizeof(bytes)) < 0)
         return -1;
     bytes[6] = (unsigned char)((bytes[6] & 0x0f) | 0x40); /* version 4 */
     bytes[8] = (unsigned char)((bytes[8] & 0x3f) | 0x80); /* variant 10xx */
@@ -192,7 +193,7 @@ int moneysocket_json_new_rid(char *out)
     unsigned char bytes[32];
     size_t i;
 
-    if (random_fill(bytes, sizeof(bytes)) < 0)
+    if (moneysocket_json_random_fill(bytes, sizeof(bytes)) < 0)
         return -1;
     for (i = 0; i < sizeof(bytes); i++)
         sprintf(out + 2 * i, "%02x", bytes[i]);

@@ -214,12 +214,12 @@ static void test_connect_refused(void **state)
     int64_t started = ws_client_now_ms();
 
     /* port 1 on loopback: nobody listens there in a test environment */
-    assert_null(ws_client_connect(test->context, "ws://127.0.0.1:1/", TIMEOUT_MS, error,
-                                  sizeof(error)));
+    assert_null(
+        ws_client_connect(test->context, "ws://127.0.0.1:1/", TIMEOUT_MS, error, sizeof(error)));
     assert_true(strlen(error) > 0);
     assert_true(ws_client_now_ms() - started < TIMEOUT_MS);
-    assert_null(ws_client_connect(test->context, "http://127.0.0.1:1/", TIMEOUT_MS, error,
-                                  sizeof(error)));
+    assert_null(
+        ws_client_connect(test->context, "http://127.0.0.1:1/", TIMEOUT_MS, error, sizeof(error)));
     assert_non_null(strstr(error, "not ws://"));
 }
 
@@ -436,8 +436,8 @@ int main(void)
         cmocka_unit_test(test_json_types_and_errors),
         cmocka_unit_test(test_json_builds_request),
     };
-    int failed = cmocka_run_group_tests_name("ws_client", echo_tests, echo_test_setup,
-                                             echo_test_teardown);
+    int failed =
+        cmocka_run_group_tests_name("ws_client", echo_tests, echo_test_setup, echo_test_teardown);
 
     failed += cmocka_run_group_tests_name("moneysocket_json", json_tests, NULL, NULL);
     return failed ? 1 : 0;

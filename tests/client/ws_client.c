@@ -5,7 +5,7 @@
  * public functions never touch sockets themselves: they queue work on a
  * connection and run lws's poll loop (ws_client_service) until the work is
  * done or a deadline passes. Everything that talks to the socket happens in
- * client_callback(), on the connection's own wsi, as libwebsockets requires.
+ * ws_client_callback(), on the connection's own wsi, as libwebsockets requires.
  *
  * Outgoing messages are a singly linked FIFO of frames per connection, each
  * allocated with LWS_PRE bytes of headroom so lws_write() can prepend the
@@ -105,8 +105,8 @@ int64_t ws_client_now_ms(void)
     return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
-static void connection_set_error(struct ws_client_connection *connection, const char *text,
-                                 size_t length)
+static void ws_client_connection_set_error(struct ws_client_connection *connection,
+                                           const char *text, size_t length)
 {
     if (length >= sizeof(connection->error))
         length = sizeof(connection->error) - 1;
@@ -114,7 +114,7 @@ static void connection_set_error(struct ws_client_connection *connection, const 
     connection->error[length] = '\0';
 }
 
-static void connection_free_send_queue(struct ws_client_connection *connection)
+static void ws_client_connection_free_send_queue(struct ws_client_connection *connection)
 {
     struct ws_client_frame *frame = connection->send_head;
 
@@ -129,13 +129,13 @@ static void connection_free_send_queue(struct ws_client_connection *connection)
 }
 
 /* The socket is gone: record how the connection ended. */
-static void connection_finish(struct ws_client_connection *connection, bool failed)
+static void ws_client_connection_finish(struct ws_client_connection *connection, bool failed)
 {
     connection->wsi = NULL;
     if (connection->state == WS_CLIENT_DONE || connection->state == WS_CLIENT_FAILED)
         return;
     connection->state = failed ? WS_CLIENT_FAILED : WS_CLIENT_DONE;
-    connection_free_send_queue(connection);
+    ws_client_connection_free_send_queue(connection);
     if (connection->peer_sent_close)
         return;
     if (connection->close_requested) {
@@ -151,8 +151,8 @@ static void connection_finish(struct ws_client_connection *connection, bool fail
 }
 
 /* The peer's close frame payload: 2-byte status, then the reason. */
-static void connection_record_peer_close(struct ws_client_connection *connection,
-                                         const unsigned char *payload, size_t length)
+static void ws_client_connection_record_peer_close(struct ws_client_connection *connection,
+                                                   const unsigned char *payload, size_t length)
 {
     connection->peer_sent_close = true;
     connection->close_code = WS_CLIENT_CLOSE_NO_STATUS;
@@ -167,7 +167,7 @@ static void connection_record_peer_close(struct ws_client_connection *connection
     connection->close_reason[length] = '\0';
 }
 
-static int connection_reserve(struct ws_client_connection *connection, size_t extra)
+static int ws_client_connection_reserve(struct ws_client_connection *connection, size_t extra)
 {
     size_t needed = connection->assembly_length + extra;
     size_t capacity = connection->assembly_capacity;
@@ -190,7 +190,7 @@ static int connection_reserve(struct ws_client_connection *connection, size_t ex
 }
 
 /* A whole message is in the assembly buffer: hand it over. */
-static int connection_deliver_message(struct ws_client_connection *connection)
+static int ws_client_connection_deliver_message(struct ws_client_connection *connection)
 {
     struct ws_client_received *received;
 
@@ -222,16 +222,16 @@ static int connection_deliver_message(struct ws_client_connection *connection)
     return 0;
 }
 
-static int connection_receive_chunk(struct ws_client_connection *connection, struct lws *wsi,
-                                    const void *data, size_t length)
+static int ws_client_connection_receive_chunk(struct ws_client_connection *connection,
+                                              struct lws *wsi, const void *data, size_t length)
 {
     if (!connection->assembling) {
         connection->assembling = true;
         connection->assembly_binary = lws_frame_is_binary(wsi);
         connection->assembly_length = 0;
     }
-    if (connection_reserve(connection, length) < 0) {
-        connection_set_error(connection, "out of memory", 13);
+    if (ws_client_connection_reserve(connection, length) < 0) {
+        ws_client_connection_set_error(connection, "out of memory", 13);
         return -1;
     }
     if (length) {
@@ -239,12 +239,12 @@ static int connection_receive_chunk(struct ws_client_connection *connection, str
         connection->assembly_length += length;
     }
     if (lws_is_final_fragment(wsi))
-        return connection_deliver_message(connection);
+        return ws_client_connection_deliver_message(connection);
     return 0;
 }
 
 /* WRITEABLE: one queued frame, or the close once the queue is empty. */
-static int connection_write_next(struct ws_client_connection *connection, struct lws *wsi)
+static int ws_client_connection_write_next(struct ws_client_connection *connection, struct lws *wsi)
 {
     struct ws_client_frame *frame = connection->send_head;
 
@@ -258,7 +258,7 @@ static int connection_write_next(struct ws_client_connection *connection, struct
     }
     if (lws_write(wsi, frame->storage + LWS_PRE, frame->length,
                   (enum lws_write_protocol)frame->write_flags) < (int)frame->length) {
-        connection_set_error(connection, "write failed", 12);
+        ws_client_connection_set_error(connection, "write failed", 12);
         return -1;
     }
     connection->send_head = frame->next;
@@ -272,7 +272,7 @@ static int connection_write_next(struct ws_client_connection *connection, struct
     return 0;
 }
 
-static void connection_apply_read_state(struct ws_client_connection *connection)
+static void ws_client_connection_apply_read_state(struct ws_client_connection *connection)
 {
     int enable = connection->reading_paused ? 0 : 1;
 
@@ -280,28 +280,29 @@ static void connection_apply_read_state(struct ws_client_connection *connection)
         lws_rx_flow_control(connection->wsi, enable | LWS_RXFLOW_REASON_FLAG_PROCESS_NOW);
 }
 
-static void connection_on_established(struct ws_client_connection *connection, struct lws *wsi)
+static void ws_client_connection_on_established(struct ws_client_connection *connection,
+                                                struct lws *wsi)
 {
     connection->wsi = wsi;
     connection->state = WS_CLIENT_OPEN;
     if (connection->reading_paused)
-        connection_apply_read_state(connection);
+        ws_client_connection_apply_read_state(connection);
     if (connection->send_head)
         lws_callback_on_writable(wsi);
 }
 
-static void connection_on_error(struct ws_client_connection *connection, const char *text,
-                                size_t length)
+static void ws_client_connection_on_error(struct ws_client_connection *connection, const char *text,
+                                          size_t length)
 {
     if (!text)
-        connection_set_error(connection, "connection error", 16);
+        ws_client_connection_set_error(connection, "connection error", 16);
     else
-        connection_set_error(connection, text, strnlen(text, length ? length : 1024));
-    connection_finish(connection, true);
+        ws_client_connection_set_error(connection, text, strnlen(text, length ? length : 1024));
+    ws_client_connection_finish(connection, true);
 }
 
-static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                           void *in, size_t len)
+static int ws_client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                              void *in, size_t len)
 {
     struct ws_client_connection *connection;
 
@@ -323,25 +324,25 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 
     switch (reason) {
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        connection_on_error(connection, in, len);
+        ws_client_connection_on_error(connection, in, len);
         break;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
-        connection_on_established(connection, wsi);
+        ws_client_connection_on_established(connection, wsi);
         break;
     case LWS_CALLBACK_CLIENT_RECEIVE:
-        return connection_receive_chunk(connection, wsi, in, len);
+        return ws_client_connection_receive_chunk(connection, wsi, in, len);
     case LWS_CALLBACK_CLIENT_WRITEABLE:
-        return connection_write_next(connection, wsi);
+        return ws_client_connection_write_next(connection, wsi);
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        connection_record_peer_close(connection, in, len);
+        ws_client_connection_record_peer_close(connection, in, len);
         break;
     case LWS_CALLBACK_CLIENT_CLOSED:
-        connection_finish(connection, connection->state == WS_CLIENT_CONNECTING);
+        ws_client_connection_finish(connection, connection->state == WS_CLIENT_CONNECTING);
         break;
     case LWS_CALLBACK_WSI_DESTROY:
-        connection_finish(connection, connection->state == WS_CLIENT_CONNECTING);
+        ws_client_connection_finish(connection, connection->state == WS_CLIENT_CONNECTING);
         if (connection->state == WS_CLIENT_FAILED && !connection->error[0])
-            connection_set_error(connection, "connection failed", 17);
+            ws_client_connection_set_error(connection, "connection failed", 17);
         break;
     default:
         break;
@@ -349,7 +350,7 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
     return 0;
 }
 
-static void context_raise_file_limit(void)
+static void ws_client_context_raise_file_limit(void)
 {
     struct rlimit limit;
 
@@ -370,14 +371,14 @@ struct ws_client_context *ws_client_context_new(const struct ws_client_options *
         options = &defaults;
     /* lws sizes its descriptor table from the limit at creation time */
     if (options->raise_file_limit)
-        context_raise_file_limit();
+        ws_client_context_raise_file_limit();
     lws_set_log_level(options->log_level ? options->log_level : LLL_ERR, NULL);
 
     context = calloc(1, sizeof(*context));
     if (!context)
         return NULL;
     context->protocols[0].name = "relay-test-client";
-    context->protocols[0].callback = client_callback;
+    context->protocols[0].callback = ws_client_callback;
     context->protocols[0].rx_buffer_size =
         options->rx_buffer_size ? options->rx_buffer_size : WS_CLIENT_DEFAULT_RX_BUFFER;
     context->verify_peer = !options->skip_verification;
@@ -421,7 +422,7 @@ void ws_client_context_free(struct ws_client_context *context)
     free(context);
 }
 
-static void context_wake(lws_sorted_usec_list_t *sul)
+static void ws_client_context_wake(lws_sorted_usec_list_t *sul)
 {
     (void)sul; /* only there to end poll() */
 }
@@ -434,7 +435,7 @@ void ws_client_service(struct ws_client_context *context, int timeout_ms)
     }
     /* lws 4.1 ignores the timeout argument and sleeps until its next timer:
      * schedule one at our deadline */
-    lws_sul_schedule(context->lws, 0, &context->wake_timer, context_wake,
+    lws_sul_schedule(context->lws, 0, &context->wake_timer, ws_client_context_wake,
                      (lws_usec_t)timeout_ms * LWS_US_PER_MS);
     lws_service(context->lws, 0);
     lws_sul_cancel(&context->wake_timer);
@@ -456,8 +457,8 @@ bool ws_client_wait_until(struct ws_client_context *context, bool (*condition)(v
 }
 
 /* Split url into scheme, address, port and path; fills the connection. */
-static int connection_parse_url(struct ws_client_connection *connection, const char *url,
-                                bool *tls, int *port, char *error, size_t error_size)
+static int ws_client_connection_parse_url(struct ws_client_connection *connection, const char *url,
+                                          bool *tls, int *port, char *error, size_t error_size)
 {
     char copy[512];
     const char *scheme, *address, *path;
@@ -482,19 +483,18 @@ static int connection_parse_url(struct ws_client_connection *connection, const c
         return -1;
     }
     strcpy(connection->address, address);
-    snprintf(connection->path, sizeof(connection->path), "%s%s", path[0] == '/' ? "" : "/",
-             path);
+    snprintf(connection->path, sizeof(connection->path), "%s%s", path[0] == '/' ? "" : "/", path);
     return 0;
 }
 
-static int connection_ssl_flags(const struct ws_client_context *context, bool tls)
+static int ws_client_connection_ssl_flags(const struct ws_client_context *context, bool tls)
 {
     if (!tls)
         return 0;
     if (context->verify_peer)
         return LCCSCF_USE_SSL;
-    return LCCSCF_USE_SSL | LCCSCF_ALLOW_SELFSIGNED | LCCSCF_ALLOW_INSECURE |
-           LCCSCF_ALLOW_EXPIRED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK;
+    return LCCSCF_USE_SSL | LCCSCF_ALLOW_SELFSIGNED | LCCSCF_ALLOW_INSECURE | LCCSCF_ALLOW_EXPIRED |
+           LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK;
 }
 
 struct ws_client_connection *ws_client_connect_start(struct ws_client_context *context,
@@ -517,7 +517,7 @@ struct ws_client_connection *ws_client_connect_start(struct ws_client_context *c
         snprintf(error, error_size, "out of memory");
         return NULL;
     }
-    if (connection_parse_url(connection, url, &tls, &port, error, error_size) < 0) {
+    if (ws_client_connection_parse_url(connection, url, &tls, &port, error, error_size) < 0) {
         free(connection);
         return NULL;
     }
@@ -532,7 +532,7 @@ struct ws_client_connection *ws_client_connect_start(struct ws_client_context *c
     info.path = connection->path;
     info.host = connection->address;
     info.origin = connection->address;
-    info.ssl_connection = connection_ssl_flags(context, tls);
+    info.ssl_connection = ws_client_connection_ssl_flags(context, tls);
     info.alpn = "http/1.1"; /* WebSocket over HTTP/2 ignores rx flow control */
     info.opaque_user_data = connection;
     info.pwsi = &connection->wsi;
@@ -548,7 +548,7 @@ struct ws_client_connection *ws_client_connect_start(struct ws_client_context *c
     return connection;
 }
 
-static void connection_kill(struct ws_client_connection *connection)
+static void ws_client_connection_kill(struct ws_client_connection *connection)
 {
     struct lws *wsi = connection->wsi;
 
@@ -559,8 +559,8 @@ static void connection_kill(struct ws_client_connection *connection)
     lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
 }
 
-static bool connections_settled(struct ws_client_connection **connections, size_t count,
-                                size_t *first_connecting)
+static bool ws_client_connections_settled(struct ws_client_connection **connections, size_t count,
+                                          size_t *first_connecting)
 {
     while (*first_connecting < count &&
            connections[*first_connecting]->state != WS_CLIENT_CONNECTING)
@@ -577,7 +577,7 @@ size_t ws_client_wait_connected(struct ws_client_context *context,
 
     /* connections settle roughly in order, so the scan resumes where it
      * stopped instead of starting over each turn */
-    while (!connections_settled(connections, count, &first_connecting)) {
+    while (!ws_client_connections_settled(connections, count, &first_connecting)) {
         int64_t remaining = deadline - ws_client_now_ms();
 
         if (remaining <= 0)
@@ -588,7 +588,7 @@ size_t ws_client_wait_connected(struct ws_client_context *context,
         struct ws_client_connection *connection = connections[i];
 
         if (connection->state == WS_CLIENT_CONNECTING) {
-            connection_kill(connection);
+            ws_client_connection_kill(connection);
             connection->state = WS_CLIENT_FAILED;
             snprintf(connection->error, sizeof(connection->error), "connect timed out");
         }
@@ -624,14 +624,14 @@ const char *ws_client_error(const struct ws_client_connection *connection)
     return connection->error;
 }
 
-static bool connection_accepts_sends(const struct ws_client_connection *connection)
+static bool ws_client_connection_accepts_sends(const struct ws_client_connection *connection)
 {
     return connection->wsi && !connection->close_requested &&
            (connection->state == WS_CLIENT_OPEN || connection->state == WS_CLIENT_CONNECTING);
 }
 
-static int connection_enqueue_frame(struct ws_client_connection *connection, const void *data,
-                                    size_t length, int write_flags)
+static int ws_client_connection_enqueue_frame(struct ws_client_connection *connection,
+                                              const void *data, size_t length, int write_flags)
 {
     struct ws_client_frame *frame = malloc(sizeof(*frame) + LWS_PRE + length);
 
@@ -657,12 +657,13 @@ int ws_client_send_fragments(struct ws_client_connection *connection,
     int initial = binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT;
     size_t i;
 
-    if (!connection_accepts_sends(connection) || count == 0)
+    if (!ws_client_connection_accepts_sends(connection) || count == 0)
         return -1;
     for (i = 0; i < count; i++) {
         int flags = lws_write_ws_flags(initial, i == 0, i + 1 == count);
 
-        if (connection_enqueue_frame(connection, pieces[i].data, pieces[i].length, flags) < 0)
+        if (ws_client_connection_enqueue_frame(connection, pieces[i].data, pieces[i].length,
+                                               flags) < 0)
             return -1;
     }
     if (connection->state == WS_CLIENT_OPEN)
@@ -683,44 +684,45 @@ size_t ws_client_queued_bytes(const struct ws_client_connection *connection)
     return connection->send_queued_bytes;
 }
 
-struct queue_wait {
+struct ws_client_queue_wait {
     struct ws_client_connection *connection;
     size_t max_bytes;
 };
 
-static bool queue_is_below(void *argument)
+static bool ws_client_queue_is_below(void *argument)
 {
-    struct queue_wait *wait = argument;
+    struct ws_client_queue_wait *wait = argument;
 
     return wait->connection->send_queued_bytes <= wait->max_bytes ||
-           !connection_accepts_sends(wait->connection);
+           !ws_client_connection_accepts_sends(wait->connection);
 }
 
 bool ws_client_wait_queue_below(struct ws_client_connection *connection, size_t max_bytes,
                                 int timeout_ms)
 {
-    struct queue_wait wait = {connection, max_bytes};
+    struct ws_client_queue_wait wait = {connection, max_bytes};
 
     if (!connection->context)
         return false;
-    ws_client_wait_until(connection->context, queue_is_below, &wait, timeout_ms);
-    return connection_accepts_sends(connection) && connection->send_queued_bytes <= max_bytes;
+    ws_client_wait_until(connection->context, ws_client_queue_is_below, &wait, timeout_ms);
+    return ws_client_connection_accepts_sends(connection) &&
+           connection->send_queued_bytes <= max_bytes;
 }
 
-static bool connection_has_ended(const struct ws_client_connection *connection)
+static bool ws_client_connection_has_ended(const struct ws_client_connection *connection)
 {
     return connection->state == WS_CLIENT_DONE || connection->state == WS_CLIENT_FAILED;
 }
 
-static bool connection_has_news(void *argument)
+static bool ws_client_connection_has_news(void *argument)
 {
     struct ws_client_connection *connection = argument;
 
-    return connection->receive_head || connection_has_ended(connection);
+    return connection->receive_head || ws_client_connection_has_ended(connection);
 }
 
-static void message_take_received(struct ws_client_connection *connection,
-                                  struct ws_client_message *message)
+static void ws_client_message_take_received(struct ws_client_connection *connection,
+                                            struct ws_client_message *message)
 {
     struct ws_client_received *received = connection->receive_head;
 
@@ -739,10 +741,11 @@ enum ws_client_result ws_client_receive(struct ws_client_connection *connection,
 {
     memset(message, 0, sizeof(*message));
     if (connection->context && !connection->receive_head)
-        ws_client_wait_until(connection->context, connection_has_news, connection, timeout_ms);
+        ws_client_wait_until(connection->context, ws_client_connection_has_news, connection,
+                             timeout_ms);
     if (connection->receive_head) {
-        message_take_received(connection, message);
-    } else if (connection_has_ended(connection) || !connection->context) {
+        ws_client_message_take_received(connection, message);
+    } else if (ws_client_connection_has_ended(connection) || !connection->context) {
         message->result = WS_CLIENT_CLOSED;
         message->close_code = connection->close_code;
         snprintf(message->close_reason, sizeof(message->close_reason), "%s",
@@ -790,27 +793,27 @@ uint64_t ws_client_bytes_sent(const struct ws_client_connection *connection)
 void ws_client_pause_reading(struct ws_client_connection *connection)
 {
     connection->reading_paused = true;
-    connection_apply_read_state(connection);
+    ws_client_connection_apply_read_state(connection);
 }
 
 void ws_client_resume_reading(struct ws_client_connection *connection)
 {
     connection->reading_paused = false;
-    connection_apply_read_state(connection);
+    ws_client_connection_apply_read_state(connection);
 }
 
-static bool connection_has_ended_callback(void *argument)
+static bool ws_client_connection_has_ended_callback(void *argument)
 {
-    return connection_has_ended(argument);
+    return ws_client_connection_has_ended(argument);
 }
 
 bool ws_client_close(struct ws_client_connection *connection, int code, const char *reason,
                      int timeout_ms)
 {
-    if (connection_has_ended(connection) || !connection->context)
+    if (ws_client_connection_has_ended(connection) || !connection->context)
         return true;
     if (connection->state == WS_CLIENT_CONNECTING) {
-        connection_kill(connection);
+        ws_client_connection_kill(connection);
         connection->state = WS_CLIENT_FAILED;
         snprintf(connection->error, sizeof(connection->error), "closed while connecting");
         return true;
@@ -826,8 +829,8 @@ bool ws_client_close(struct ws_client_connection *connection, int code, const ch
             ws_client_resume_reading(connection);
         lws_callback_on_writable(connection->wsi);
     }
-    return ws_client_wait_until(connection->context, connection_has_ended_callback, connection,
-                                timeout_ms);
+    return ws_client_wait_until(connection->context, ws_client_connection_has_ended_callback,
+                                connection, timeout_ms);
 }
 
 void ws_client_free(struct ws_client_connection *connection)
@@ -836,12 +839,12 @@ void ws_client_free(struct ws_client_connection *connection)
 
     if (!connection)
         return;
-    connection_kill(connection);
+    ws_client_connection_kill(connection);
     if (connection->context)
         lws_dll2_remove(&connection->list_node);
-    connection_free_send_queue(connection);
+    ws_client_connection_free_send_queue(connection);
     while (connection->receive_head) {
-        message_take_received(connection, &message);
+        ws_client_message_take_received(connection, &message);
         ws_client_message_release(&message);
     }
     free(connection->assembly);

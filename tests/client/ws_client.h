@@ -29,11 +29,11 @@ struct ws_client_context;
 struct ws_client_connection;
 
 struct ws_client_options {
-    const char *ca_file;       /* wss: trust anchors (PEM); NULL: the system store */
-    bool skip_verification;    /* wss: accept self-signed/untrusted, skip hostname */
-    size_t rx_buffer_size;     /* lws receive chunk; 0: 64 KiB */
-    bool raise_file_limit;     /* raise RLIMIT_NOFILE soft limit to the hard limit */
-    int log_level;             /* lws log bitmask; 0: errors only */
+    const char *ca_file;    /* wss: trust anchors (PEM); NULL: the system store */
+    bool skip_verification; /* wss: accept self-signed/untrusted, skip hostname */
+    size_t rx_buffer_size;  /* lws receive chunk; 0: 64 KiB */
+    bool raise_file_limit;  /* raise RLIMIT_NOFILE soft limit to the hard limit */
+    int log_level;          /* lws log bitmask; 0: errors only */
 };
 
 /* What ws_client_receive() returned. */
@@ -53,7 +53,7 @@ struct ws_client_message {
     enum ws_client_result result;
     unsigned char *data; /* owned by the message: ws_client_message_release() */
     size_t length;
-    int close_code;      /* WS_CLIENT_CLOSED: status the peer sent, 1005, or 1006 */
+    int close_code; /* WS_CLIENT_CLOSED: status the peer sent, 1005, or 1006 */
     char close_reason[WS_CLIENT_REASON_MAX + 1];
 };
 
@@ -75,8 +75,8 @@ struct ws_client_piece {
  * data is valid only during the call. binary is false for text messages.
  * The handler must not free or close its own connection. */
 typedef void (*ws_client_message_handler)(struct ws_client_connection *connection,
-                                          const unsigned char *data, size_t length,
-                                          bool binary, void *user);
+                                          const unsigned char *data, size_t length, bool binary,
+                                          void *user);
 
 /* Create the process' client context. NULL on failure (logged to stderr). */
 struct ws_client_context *ws_client_context_new(const struct ws_client_options *options);

@@ -176,7 +176,9 @@ static void harness_write_config(FILE *file, const struct harness_relay *relay,
         fprintf(file, "  ping_interval: %d\n", config->ping_interval);
     if (config->ping_timeout)
         fprintf(file, "  ping_timeout: %d\n", config->ping_timeout);
-    fprintf(file, "log:\n  level: %s\n", config->log_level ? config->log_level : "info");
+    const char *level = config->log_level ? config->log_level : getenv("RELAY_TEST_LOG_LEVEL");
+
+    fprintf(file, "log:\n  level: %s\n", level && *level ? level : "info");
     if (config->shutdown_timeout)
         fprintf(file, "shutdown:\n  timeout: %d\n", config->shutdown_timeout);
 }
@@ -195,8 +197,8 @@ static int harness_prepare(struct harness_relay *relay, const struct harness_con
         close(admin_fd);
     if (relay->port <= 0 || relay->admin_port <= 0)
         return -1;
-    snprintf(relay->url, sizeof(relay->url), strchr(relay->bind_address, ':') ? "%s://[%s]:%d/"
-                                                                              : "%s://%s:%d/",
+    snprintf(relay->url, sizeof(relay->url),
+             strchr(relay->bind_address, ':') ? "%s://[%s]:%d/" : "%s://%s:%d/",
              relay->tls ? "wss" : "ws", relay->bind_address, relay->port);
     file = fopen(relay->config_path, "w");
     if (!file)
@@ -221,6 +223,8 @@ static pid_t harness_spawn(const char *const argv[], const char *output_path, in
     dup2(null_fd, STDIN_FILENO);
     dup2(output_fd, STDOUT_FILENO);
     dup2(output_fd, STDERR_FILENO);
+    /* the test's own sockets (lws client connections) are not the relay's */
+    close_range(3, ~0u, 0);
     execvp(argv[0], (char *const *)argv);
     fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
     _exit(127);
@@ -533,7 +537,8 @@ static char *harness_read_response(int fd, int64_t deadline, size_t *length)
         if (poll(&wait, 1, harness_remaining_ms(deadline)) != 1)
             break;
         if (capacity - *length < 4096) {
-            char *grown = capacity < HARNESS_HTTP_MAX_BYTES ? realloc(response, capacity * 2) : NULL;
+            char *grown =
+                capacity < HARNESS_HTTP_MAX_BYTES ? realloc(response, capacity * 2) : NULL;
             if (!grown)
                 break;
             response = grown;

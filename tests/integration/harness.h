@@ -35,7 +35,7 @@ struct harness_config {
     const char *tls_cert;
     const char *tls_key;
     const char *tls_chain;
-    const char *log_level; /* default "info" */
+    const char *log_level; /* default: $RELAY_TEST_LOG_LEVEL, else "info" */
 };
 
 struct harness_relay {
@@ -44,7 +44,7 @@ struct harness_relay {
     int admin_port;
     bool tls;
     char bind_address[64];
-    char directory[256];   /* temporary directory of this run */
+    char directory[256]; /* temporary directory of this run */
     char config_path[320];
     char stderr_path[320];
     char url[128]; /* ws://127.0.0.1:PORT/ or wss://..., [::1] for IPv6 */

@@ -149,8 +149,7 @@ int raw_ws_send(int fd, int opcode, const void *data, size_t length)
     return result;
 }
 
-int raw_ws_read_frame(int fd, int timeout_ms, int *opcode, unsigned char **payload,
-                      size_t *length)
+int raw_ws_read_frame(int fd, int timeout_ms, int *opcode, unsigned char **payload, size_t *length)
 {
     int64_t deadline = raw_ws_now_ms() + timeout_ms;
     unsigned char header[8];
@@ -159,7 +158,7 @@ int raw_ws_read_frame(int fd, int timeout_ms, int *opcode, unsigned char **paylo
 
     *payload = NULL;
     if (raw_ws_read_exact(fd, header, 2, deadline) < 0 || (header[1] & 0x80))
-        return -1; /* server frames are never masked */
+        return -1;              /* server frames are never masked */
     *opcode = header[0] & 0x8f; /* FIN bit and opcode */
     size = header[1] & 0x7f;
     if (size == 126) {
@@ -193,8 +192,8 @@ int raw_ws_read_close(int fd, int timeout_ms, int *code, char *reason, size_t re
         size_t length;
         int opcode;
 
-        if (raw_ws_read_frame(fd, (int)(deadline - raw_ws_now_ms()), &opcode, &payload,
-                              &length) < 0)
+        if (raw_ws_read_frame(fd, (int)(deadline - raw_ws_now_ms()), &opcode, &payload, &length) <
+            0)
             return -1;
         if ((opcode & 0x0f) == 8) {
             *code = length >= 2 ? (payload[0] << 8) | payload[1] : 1005;

@@ -22,8 +22,7 @@ int raw_ws_send(int fd, int opcode, const void *data, size_t length);
 /* Read one frame. Returns 0 with *opcode (the FIN bit 0x80 and the opcode:
  * 0x82 is a whole binary message) and a malloc'd *payload, or -1 on
  * timeout, end of stream or a malformed frame. */
-int raw_ws_read_frame(int fd, int timeout_ms, int *opcode, unsigned char **payload,
-                      size_t *length);
+int raw_ws_read_frame(int fd, int timeout_ms, int *opcode, unsigned char **payload, size_t *length);
 
 /* Read frames until a close frame; returns 0 with its status (1005 when it
  * had none) and reason, or -1 when no close frame came in time. */

@@ -23,8 +23,11 @@ struct ws_client_context *relay_test_client;
 int relay_test_group_setup_with_ca(void **state, const char *ca_file)
 {
     struct ws_client_options options = {.raise_file_limit = true, .ca_file = ca_file};
+    const char *lws_log = getenv("RELAY_TEST_LWS_LOG"); /* lws log bitmask, for debugging */
 
     (void)state;
+    if (lws_log)
+        options.log_level = atoi(lws_log);
     /* before the client context and every relay: both inherit the limit */
     harness_raise_file_limit();
     relay_test_client = ws_client_context_new(&options);
@@ -82,6 +85,8 @@ int relay_test_teardown(void **state)
     int status = 0;
 
     relay_test_free_connections(test);
+    while (test->kept_count)
+        free(test->kept[--test->kept_count]);
     if (test->relay.pid > 0) {
         status = harness_stop_relay(&test->relay, 10000);
         if (status != 0)
@@ -98,8 +103,8 @@ struct ws_client_connection *relay_test_connect(struct relay_test *test)
     char error[256] = "";
 
     assert_true(test->connection_count < RELAY_TEST_MAX_CONNECTIONS);
-    connection = ws_client_connect(relay_test_client, test->relay.url, RELAY_TEST_TIMEOUT_MS,
-                                   error, sizeof(error));
+    connection = ws_client_connect(relay_test_client, test->relay.url, RELAY_TEST_TIMEOUT_MS, error,
+                                   sizeof(error));
     if (!connection)
         fail_msg("connecting to %s failed: %s", test->relay.url, error);
     test->connections[test->connection_count++] = connection;
@@ -126,8 +131,7 @@ void relay_test_send_request(struct ws_client_connection *connection, const char
     size_t length;
 
     assert_int_equal(moneysocket_json_new_uuid(uuid), 0);
-    length = moneysocket_json_build_request(text, sizeof(text), rid, uuid,
-                                            moneysocket_json_now());
+    length = moneysocket_json_build_request(text, sizeof(text), rid, uuid, moneysocket_json_now());
     assert_true(length > 0);
     assert_int_equal(ws_client_send(connection, text, length, true), 0);
     if (request_uuid)
@@ -153,8 +157,7 @@ static void relay_test_check_string(const struct moneysocket_json_field *field, 
 }
 
 static void relay_test_check_notification(const struct moneysocket_message *message,
-                                          const char *name, const char *rid,
-                                          const char *reference)
+                                          const char *name, const char *rid, const char *reference)
 {
     char lower_rid[65];
 
@@ -180,12 +183,27 @@ static void relay_test_check_notification(const struct moneysocket_message *mess
                                 reference);
 }
 
+/* Copy up to size - 1 bytes of a received message, NUL-ended, and release
+ * it: failure messages then need no heap memory that a failed assertion
+ * would leak. */
+static void relay_test_copy_release(struct ws_client_message *message, char *copy, size_t size)
+{
+    size_t length = message->length < size - 1 ? message->length : size - 1;
+
+    if (length)
+        memcpy(copy, message->data, length);
+    copy[length] = '\0';
+    ws_client_message_release(message);
+}
+
 void relay_test_expect_notification(struct ws_client_connection *connection, const char *name,
                                     const char *rid, const char *reference)
 {
     struct moneysocket_message parsed;
     struct ws_client_message message;
     enum ws_client_result result;
+    char copy[2048];
+    size_t length;
 
     result = ws_client_receive(connection, &message, RELAY_TEST_TIMEOUT_MS);
     if (result == WS_CLIENT_CLOSED)
@@ -193,14 +211,13 @@ void relay_test_expect_notification(struct ws_client_connection *connection, con
                  message.close_reason);
     if (result == WS_CLIENT_TIMEOUT)
         fail_msg("expected %s, got nothing within %d ms", name, RELAY_TEST_TIMEOUT_MS);
-    if (result != WS_CLIENT_BINARY) {
-        fail_msg("expected %s as a binary frame, got a text frame: %.*s", name,
-                 (int)message.length, (const char *)message.data);
-    }
-    if (moneysocket_json_parse(message.data, message.length, &parsed) < 0)
-        fail_msg("expected %s, got non-JSON (%zu bytes)", name, message.length);
+    length = message.length;
+    relay_test_copy_release(&message, copy, sizeof(copy));
+    if (result != WS_CLIENT_BINARY)
+        fail_msg("expected %s as a binary frame, got a text frame: %s", name, copy);
+    if (length >= sizeof(copy) || moneysocket_json_parse(copy, length, &parsed) < 0)
+        fail_msg("expected %s, got non-JSON (%zu bytes)", name, length);
     relay_test_check_notification(&parsed, name, rid, reference);
-    ws_client_message_release(&message);
 }
 
 int64_t relay_test_expect_close(struct ws_client_connection *connection, int code,
@@ -209,14 +226,17 @@ int64_t relay_test_expect_close(struct ws_client_connection *connection, int cod
     int64_t started = ws_client_now_ms();
     struct ws_client_message message;
     enum ws_client_result result;
+    char copy[201];
+    size_t length;
 
     result = ws_client_receive(connection, &message, RELAY_TEST_TIMEOUT_MS);
     if (result == WS_CLIENT_TIMEOUT)
         fail_msg("expected close %d, connection still open after %d ms", code,
                  RELAY_TEST_TIMEOUT_MS);
     if (result != WS_CLIENT_CLOSED) {
-        fail_msg("expected close %d, got a %zu-byte message: %.*s", code, message.length,
-                 message.length > 200 ? 200 : (int)message.length, (const char *)message.data);
+        length = message.length;
+        relay_test_copy_release(&message, copy, sizeof(copy));
+        fail_msg("expected close %d, got a %zu-byte message: %s", code, length, copy);
     }
     if (message.close_code != code)
         fail_msg("expected close %d, got %d \"%s\"", code, message.close_code,
@@ -250,8 +270,11 @@ void relay_test_pair(struct relay_test *test, const char *rid, struct relay_test
 void relay_test_expect_message(struct ws_client_connection *connection, bool binary,
                                const void *data, size_t length)
 {
+    enum ws_client_result expected = binary ? WS_CLIENT_BINARY : WS_CLIENT_TEXT;
     struct ws_client_message message;
     enum ws_client_result result;
+    size_t got;
+    bool same;
 
     result = ws_client_receive(connection, &message, RELAY_TEST_TIMEOUT_MS);
     if (result == WS_CLIENT_CLOSED)
@@ -259,24 +282,28 @@ void relay_test_expect_message(struct ws_client_connection *connection, bool bin
                  message.close_reason);
     if (result == WS_CLIENT_TIMEOUT)
         fail_msg("expected a %zu-byte message, got nothing", length);
-    assert_int_equal(result, binary ? WS_CLIENT_BINARY : WS_CLIENT_TEXT);
-    assert_int_equal(message.length, length);
-    if (length)
-        assert_memory_equal(message.data, data, length);
+    got = message.length;
+    same = result == expected && got == length && (!length || !memcmp(message.data, data, length));
     ws_client_message_release(&message);
+    if (!same)
+        fail_msg("expected a %zu-byte %s message, got a different %zu-byte %s message", length,
+                 binary ? "binary" : "text", got, result == WS_CLIENT_BINARY ? "binary" : "text");
 }
 
 void relay_test_expect_silence(struct ws_client_connection *connection, int milliseconds)
 {
     struct ws_client_message message;
     enum ws_client_result result = ws_client_receive(connection, &message, milliseconds);
+    char copy[201];
+    size_t length;
 
     if (result == WS_CLIENT_CLOSED)
-        fail_msg("expected silence, got close %d \"%s\"", message.close_code,
-                 message.close_reason);
-    if (result != WS_CLIENT_TIMEOUT)
-        fail_msg("expected silence, got a %zu-byte message: %.*s", message.length,
-                 message.length > 200 ? 200 : (int)message.length, (const char *)message.data);
+        fail_msg("expected silence, got close %d \"%s\"", message.close_code, message.close_reason);
+    if (result != WS_CLIENT_TIMEOUT) {
+        length = message.length;
+        relay_test_copy_release(&message, copy, sizeof(copy));
+        fail_msg("expected silence, got a %zu-byte message: %s", length, copy);
+    }
 }
 
 void relay_test_exchange(struct relay_test_peer *first, struct relay_test_peer *second,
@@ -301,11 +328,10 @@ double relay_test_metric(struct relay_test *test, const char *series)
 
     if (status != 200)
         fail_msg("GET /metrics answered %d", status);
-    if (harness_metric_value(body, series, &value) < 0) {
-        free(body);
-        fail_msg("metric %s is missing from /metrics", series);
-    }
+    int found = harness_metric_value(body, series, &value);
     free(body);
+    if (found < 0)
+        fail_msg("metric %s is missing from /metrics", series);
     return value;
 }
 
@@ -325,7 +351,8 @@ double relay_test_wait_metric(struct relay_test *test, const char *series, doubl
 
 void relay_test_fill_payload(unsigned char *data, size_t length, uint32_t sequence, uint32_t seed)
 {
-    uint64_t state = ((uint64_t)seed << 32 | sequence) * 6364136223846793005ull + 1442695040888963407ull;
+    uint64_t state =
+        ((uint64_t)seed << 32 | sequence) * 6364136223846793005ull + 1442695040888963407ull;
     size_t i = 0;
 
     /* eight bytes per step of a 64-bit LCG: cheap enough for hundreds of MiB */
@@ -373,7 +400,23 @@ static size_t relay_test_decode_hex(unsigned char *data, size_t length)
     return out;
 }
 
-unsigned char *relay_test_read_vector(const char *name, bool hex, size_t *length)
+void *relay_test_keep(struct relay_test *test, void *pointer)
+{
+    assert_true(test->kept_count < RELAY_TEST_MAX_KEPT);
+    test->kept[test->kept_count++] = pointer;
+    return pointer;
+}
+
+void *relay_test_alloc(struct relay_test *test, size_t size)
+{
+    void *memory = calloc(1, size);
+
+    assert_non_null(memory);
+    return relay_test_keep(test, memory);
+}
+
+unsigned char *relay_test_read_vector(struct relay_test *test, const char *name, bool hex,
+                                      size_t *length)
 {
     char path[512];
     unsigned char *data;
@@ -387,8 +430,7 @@ unsigned char *relay_test_read_vector(const char *name, bool hex, size_t *length
     fseek(file, 0, SEEK_END);
     size = ftell(file);
     fseek(file, 0, SEEK_SET);
-    data = malloc((size_t)size + 1);
-    assert_non_null(data);
+    data = relay_test_alloc(test, (size_t)size + 1);
     assert_int_equal(fread(data, 1, (size_t)size, file), (size_t)size);
     fclose(file);
     *length = hex ? relay_test_decode_hex(data, (size_t)size) : (size_t)size;

@@ -21,6 +21,7 @@
 
 #define RELAY_TEST_TIMEOUT_MS 5000
 #define RELAY_TEST_MAX_CONNECTIONS 64
+#define RELAY_TEST_MAX_KEPT 32
 
 /* The process' client context (group setup creates it). */
 extern struct ws_client_context *relay_test_client;
@@ -29,6 +30,8 @@ struct relay_test {
     struct harness_relay relay;
     struct ws_client_connection *connections[RELAY_TEST_MAX_CONNECTIONS];
     size_t connection_count;
+    void *kept[RELAY_TEST_MAX_KEPT]; /* freed by teardown, even after a failure */
+    size_t kept_count;
 };
 
 /* One end of a rendezvous: its connection and its request's uuid. */
@@ -104,8 +107,16 @@ double relay_test_wait_metric(struct relay_test *test, const char *series, doubl
  * the number, the rest come from a PRNG seeded with it. */
 void relay_test_fill_payload(unsigned char *data, size_t length, uint32_t sequence, uint32_t seed);
 
-/* Read a file of shared/vectors/frames (malloc'd, NUL-ended). With hex,
- * decode lowercase hex (white space ignored). */
-unsigned char *relay_test_read_vector(const char *name, bool hex, size_t *length);
+/* Free pointer (malloc'd) at teardown, so a failed assertion leaks nothing
+ * (the sanitizer build reports leaks of the test program too). Returns it. */
+void *relay_test_keep(struct relay_test *test, void *pointer);
+
+/* Zeroed memory freed at teardown (asserts success). */
+void *relay_test_alloc(struct relay_test *test, size_t size);
+
+/* Read a file of shared/vectors/frames (NUL-ended, freed at teardown). With
+ * hex, decode lowercase hex (white space ignored). */
+unsigned char *relay_test_read_vector(struct relay_test *test, const char *name, bool hex,
+                                      size_t *length);
 
 #endif

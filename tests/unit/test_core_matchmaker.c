@@ -46,9 +46,7 @@ static void fake_end(struct peer *self)
 {
     fake_of(self)->ended++;
 }
-static void fake_pause(struct peer *self)
-{
-}
+static void fake_pause(struct peer *self) {}
 
 static const struct peer_ops fake_ops = {fake_deliver, fake_notify_paired, fake_end, fake_pause,
                                          fake_pause};

@@ -65,7 +65,10 @@ struct request_case {
     const char *reason; /* NULL for REQUEST_VALID */
 };
 
-#define CASE(name, literal, verdict, reason) {name, literal, sizeof(literal) - 1, verdict, reason}
+#define CASE(name, literal, verdict, reason)                                                       \
+    {                                                                                              \
+        name, literal, sizeof(literal) - 1, verdict, reason                                        \
+    }
 #define VALID(name, literal) CASE(name, literal, REQUEST_VALID, NULL)
 #define INVALID(name, literal, reason) CASE(name, literal, REQUEST_INVALID, reason)
 #define NOT_JSON(name, literal, reason) CASE(name, literal, REQUEST_NOT_JSON, reason)
@@ -78,26 +81,26 @@ static const struct request_case request_cases[] = {
                      "\"protocol_version\":\"0.0.0\",\"message_class\":\"REQUEST\","
                      "\"request_uuid\":\"" TEST_UUID "\",\"request_name\":\"REQUEST_RENDEZVOUS\","
                      "\"rendezvous_id\":\"" TEST_RID "\"}"),
-    VALID("reordered", "{\"rendezvous_id\":\"" TEST_RID "\",\"request_name\":\"REQUEST_RENDEZVOUS\","
-                       "\"request_uuid\":\"" TEST_UUID "\",\"message_class\":\"REQUEST\","
-                       "\"protocol_version\":\"0.0.0\",\"protocol\":\"Moneysocket\","
-                       "\"timestamp\":1}"),
+    VALID("reordered",
+          "{\"rendezvous_id\":\"" TEST_RID "\",\"request_name\":\"REQUEST_RENDEZVOUS\","
+          "\"request_uuid\":\"" TEST_UUID "\",\"message_class\":\"REQUEST\","
+          "\"protocol_version\":\"0.0.0\",\"protocol\":\"Moneysocket\","
+          "\"timestamp\":1}"),
     VALID("surrounding whitespace", " \t\r\n" VALID_REQUEST " \t\r\n"),
     VALID("whitespace everywhere",
           "{ \"timestamp\" :\t1 ,\n\"protocol\" : \"Moneysocket\" , \"protocol_version\" : "
           "\"\" , \"message_class\" : \"REQUEST\" , \"request_uuid\" : \"" TEST_UUID "\" , "
           "\"request_name\" : \"REQUEST_RENDEZVOUS\" , \"rendezvous_id\" : \"" TEST_RID "\" }"),
-    VALID("integer timestamp",
-          REQUEST("\"timestamp\": 1795596873, ", F_PROTOCOL, F_VERSION, F_CLASS, F_UUID, F_NAME,
-                  F_RID)),
-    VALID("zero timestamp", REQUEST("\"timestamp\": 0, ", F_PROTOCOL, F_VERSION, F_CLASS, F_UUID,
-                                    F_NAME, F_RID)),
-    VALID("negative zero timestamp", REQUEST("\"timestamp\": -0.0, ", F_PROTOCOL, F_VERSION,
-                                             F_CLASS, F_UUID, F_NAME, F_RID)),
+    VALID("integer timestamp", REQUEST("\"timestamp\": 1795596873, ", F_PROTOCOL, F_VERSION,
+                                       F_CLASS, F_UUID, F_NAME, F_RID)),
+    VALID("zero timestamp",
+          REQUEST("\"timestamp\": 0, ", F_PROTOCOL, F_VERSION, F_CLASS, F_UUID, F_NAME, F_RID)),
+    VALID("negative zero timestamp",
+          REQUEST("\"timestamp\": -0.0, ", F_PROTOCOL, F_VERSION, F_CLASS, F_UUID, F_NAME, F_RID)),
     VALID("exponent timestamp", REQUEST("\"timestamp\": 1.7955968737E+9, ", F_PROTOCOL, F_VERSION,
                                         F_CLASS, F_UUID, F_NAME, F_RID)),
-    VALID("large finite timestamp", REQUEST("\"timestamp\": 1e308, ", F_PROTOCOL, F_VERSION,
-                                            F_CLASS, F_UUID, F_NAME, F_RID)),
+    VALID("large finite timestamp",
+          REQUEST("\"timestamp\": 1e308, ", F_PROTOCOL, F_VERSION, F_CLASS, F_UUID, F_NAME, F_RID)),
     VALID("20-digit timestamp", REQUEST("\"timestamp\": 99999999999999999999, ", F_PROTOCOL,
                                         F_VERSION, F_CLASS, F_UUID, F_NAME, F_RID)),
     VALID("uppercase uuid",
@@ -135,11 +138,9 @@ static const struct request_case request_cases[] = {
                              "[[[[[1]]]]]}}}}}")),
 
     /* Missing fields. */
-    INVALID("missing timestamp",
-            REQUEST("", F_PROTOCOL, F_VERSION, F_CLASS, F_UUID, F_NAME, F_RID),
+    INVALID("missing timestamp", REQUEST("", F_PROTOCOL, F_VERSION, F_CLASS, F_UUID, F_NAME, F_RID),
             "missing timestamp"),
-    INVALID("missing protocol",
-            REQUEST(F_TIMESTAMP, "", F_VERSION, F_CLASS, F_UUID, F_NAME, F_RID),
+    INVALID("missing protocol", REQUEST(F_TIMESTAMP, "", F_VERSION, F_CLASS, F_UUID, F_NAME, F_RID),
             "missing protocol"),
     INVALID("missing protocol_version",
             REQUEST(F_TIMESTAMP, F_PROTOCOL, "", F_CLASS, F_UUID, F_NAME, F_RID),
@@ -177,8 +178,8 @@ static const struct request_case request_cases[] = {
                     F_UUID, F_NAME, F_RID),
             "message_class must be REQUEST"),
     INVALID("message_class lowercase",
-            REQUEST(F_TIMESTAMP, F_PROTOCOL, F_VERSION, "\"message_class\": \"request\", ",
-                    F_UUID, F_NAME, F_RID),
+            REQUEST(F_TIMESTAMP, F_PROTOCOL, F_VERSION, "\"message_class\": \"request\", ", F_UUID,
+                    F_NAME, F_RID),
             "message_class must be REQUEST"),
     INVALID("message_class with NUL",
             REQUEST(F_TIMESTAMP, F_PROTOCOL, F_VERSION, "\"message_class\": \"REQUEST\\u0000\", ",
@@ -250,14 +251,14 @@ static const struct request_case request_cases[] = {
     INVALID("negative timestamp",
             REQUEST("\"timestamp\": -1, ", F_PROTOCOL, F_VERSION, F_CLASS, F_UUID, F_NAME, F_RID),
             "timestamp must be finite and not negative"),
-    INVALID("small negative timestamp",
-            REQUEST("\"timestamp\": -0.001, ", F_PROTOCOL, F_VERSION, F_CLASS, F_UUID, F_NAME,
-                    F_RID),
-            "timestamp must be finite and not negative"),
-    INVALID("huge timestamp",
-            REQUEST("\"timestamp\": 1e999, ", F_PROTOCOL, F_VERSION, F_CLASS, F_UUID, F_NAME,
-                    F_RID),
-            "timestamp must be finite and not negative"),
+    INVALID(
+        "small negative timestamp",
+        REQUEST("\"timestamp\": -0.001, ", F_PROTOCOL, F_VERSION, F_CLASS, F_UUID, F_NAME, F_RID),
+        "timestamp must be finite and not negative"),
+    INVALID(
+        "huge timestamp",
+        REQUEST("\"timestamp\": 1e999, ", F_PROTOCOL, F_VERSION, F_CLASS, F_UUID, F_NAME, F_RID),
+        "timestamp must be finite and not negative"),
     INVALID("huge negative timestamp",
             REQUEST("\"timestamp\": -1.5E+999, ", F_PROTOCOL, F_VERSION, F_CLASS, F_UUID, F_NAME,
                     F_RID),
@@ -269,12 +270,10 @@ static const struct request_case request_cases[] = {
                     F_NAME, F_RID),
             "timestamp is not a number"),
     INVALID("timestamp null",
-            REQUEST("\"timestamp\": null, ", F_PROTOCOL, F_VERSION, F_CLASS, F_UUID, F_NAME,
-                    F_RID),
+            REQUEST("\"timestamp\": null, ", F_PROTOCOL, F_VERSION, F_CLASS, F_UUID, F_NAME, F_RID),
             "timestamp is not a number"),
     INVALID("timestamp true",
-            REQUEST("\"timestamp\": true, ", F_PROTOCOL, F_VERSION, F_CLASS, F_UUID, F_NAME,
-                    F_RID),
+            REQUEST("\"timestamp\": true, ", F_PROTOCOL, F_VERSION, F_CLASS, F_UUID, F_NAME, F_RID),
             "timestamp is not a number"),
     INVALID("timestamp array",
             REQUEST("\"timestamp\": [1], ", F_PROTOCOL, F_VERSION, F_CLASS, F_UUID, F_NAME, F_RID),
@@ -295,8 +294,8 @@ static const struct request_case request_cases[] = {
                     F_NAME, F_RID),
             "message_class is not a string"),
     INVALID("request_uuid null",
-            REQUEST(F_TIMESTAMP, F_PROTOCOL, F_VERSION, F_CLASS, "\"request_uuid\": null, ",
-                    F_NAME, F_RID),
+            REQUEST(F_TIMESTAMP, F_PROTOCOL, F_VERSION, F_CLASS, "\"request_uuid\": null, ", F_NAME,
+                    F_RID),
             "request_uuid is not a string"),
     INVALID("request_name array",
             REQUEST(F_TIMESTAMP, F_PROTOCOL, F_VERSION, F_CLASS, F_UUID,
@@ -314,8 +313,7 @@ static const struct request_case request_cases[] = {
     /* Duplicates: which copy counts is ambiguous, so neither does. */
     INVALID("duplicate rendezvous_id, same value", VALID_REQUEST_WITH(", " F_RID "\"x\": 0"),
             "duplicate rendezvous_id"),
-    INVALID("duplicate timestamp", VALID_REQUEST_WITH(", \"timestamp\": 1"),
-            "duplicate timestamp"),
+    INVALID("duplicate timestamp", VALID_REQUEST_WITH(", \"timestamp\": 1"), "duplicate timestamp"),
     INVALID("duplicate request_name",
             VALID_REQUEST_WITH(", \"request_name\": \"REQUEST_RENDEZVOUS\""),
             "duplicate request_name"),
@@ -334,8 +332,9 @@ static const struct request_case request_cases[] = {
     NOT_JSON("truncated after a key", "{\"timestamp\"", "truncated JSON"),
     NOT_JSON("truncated in a number", "{\"timestamp\": 17", "truncated JSON"),
     NOT_JSON("truncated in a string", "{\"protocol\": \"Money", "truncated JSON"),
-    NOT_JSON("truncated valid request", "{" F_TIMESTAMP F_PROTOCOL F_VERSION F_CLASS F_UUID F_NAME
-                                        "\"rendezvous_id\": \"" TEST_RID "\"",
+    NOT_JSON("truncated valid request",
+             "{" F_TIMESTAMP F_PROTOCOL F_VERSION F_CLASS F_UUID F_NAME
+             "\"rendezvous_id\": \"" TEST_RID "\"",
              "truncated JSON"),
     NOT_JSON("trailing garbage", VALID_REQUEST "x", "trailing bytes after JSON"),
     NOT_JSON("trailing second object", VALID_REQUEST "{}", "trailing bytes after JSON"),
@@ -353,8 +352,7 @@ static const struct request_case request_cases[] = {
     NOT_JSON("comment before the object", "# comment\n" VALID_REQUEST, "malformed JSON"),
     NOT_JSON("trailing comma in an array", VALID_REQUEST_WITH(", \"a\": [1, ]"), "malformed JSON"),
     NOT_JSON("trailing comma in the object", VALID_REQUEST_WITH(","), "malformed JSON"),
-    NOT_JSON("missing comma", "{\"timestamp\": 1 \"protocol\": \"Moneysocket\"}",
-             "malformed JSON"),
+    NOT_JSON("missing comma", "{\"timestamp\": 1 \"protocol\": \"Moneysocket\"}", "malformed JSON"),
     NOT_JSON("missing colon", "{\"timestamp\" 1}", "malformed JSON"),
     NOT_JSON("single quotes", "{'timestamp': 1}", "malformed JSON"),
     NOT_JSON("unquoted key", "{timestamp: 1}", "malformed JSON"),
@@ -392,8 +390,7 @@ static const struct request_case request_cases[] = {
     NOT_UTF8("invalid byte in a key", VALID_REQUEST_WITH(", \"\xfe\": 1"), "not UTF-8"),
     NOT_UTF8("stray continuation byte", VALID_REQUEST_WITH(", \"x\": \"\x80\""), "not UTF-8"),
     NOT_UTF8("overlong 2-byte slash", VALID_REQUEST_WITH(", \"x\": \"\xc0\xaf\""), "not UTF-8"),
-    NOT_UTF8("overlong 3-byte slash", VALID_REQUEST_WITH(", \"x\": \"\xe0\x80\xaf\""),
-             "not UTF-8"),
+    NOT_UTF8("overlong 3-byte slash", VALID_REQUEST_WITH(", \"x\": \"\xe0\x80\xaf\""), "not UTF-8"),
     NOT_UTF8("overlong 4-byte slash", VALID_REQUEST_WITH(", \"x\": \"\xf0\x80\x80\xaf\""),
              "not UTF-8"),
     NOT_UTF8("high surrogate", VALID_REQUEST_WITH(", \"x\": \"\xed\xa0\x80\""), "not UTF-8"),
@@ -455,8 +452,8 @@ static struct outcome parse_split(const void *data, size_t length, size_t split)
 
 static bool outcomes_equal(const struct outcome *first, const struct outcome *second)
 {
-    if (first->verdict != second->verdict || first->saw_rendezvous_name !=
-                                                 second->saw_rendezvous_name)
+    if (first->verdict != second->verdict ||
+        first->saw_rendezvous_name != second->saw_rendezvous_name)
         return false;
     if ((first->reason == NULL) != (second->reason == NULL))
         return false;
@@ -573,16 +570,16 @@ static void test_table_cases(void **state)
     (void)state;
     for (size_t index = 0; index < sizeof(request_cases) / sizeof(request_cases[0]); index++) {
         const struct request_case *test_case = &request_cases[index];
-        struct outcome outcome = parse_every_way(test_case->json, test_case->length,
-                                                 test_case->name);
-        bool reason_matches = test_case->reason == NULL
-                                  ? outcome.reason == NULL
-                                  : outcome.reason != NULL &&
-                                        strcmp(outcome.reason, test_case->reason) == 0;
+        struct outcome outcome =
+            parse_every_way(test_case->json, test_case->length, test_case->name);
+        bool reason_matches =
+            test_case->reason == NULL
+                ? outcome.reason == NULL
+                : outcome.reason != NULL && strcmp(outcome.reason, test_case->reason) == 0;
         if (outcome.verdict != test_case->verdict || !reason_matches) {
             print_error("case \"%s\": verdict %d (%s), expected %d (%s)\n", test_case->name,
-                        outcome.verdict, outcome.reason ? outcome.reason : "-",
-                        test_case->verdict, test_case->reason ? test_case->reason : "-");
+                        outcome.verdict, outcome.reason ? outcome.reason : "-", test_case->verdict,
+                        test_case->reason ? test_case->reason : "-");
             fail();
         }
         if (outcome.reason != NULL)
@@ -620,8 +617,7 @@ static void check_captured_request(const char *file, const char *request_uuid, d
 static void test_captured_py_request(void **state)
 {
     (void)state;
-    check_captured_request(FRAMES_DIR "py_request_rendezvous.json", TEST_UUID,
-                           1795596873.7172456);
+    check_captured_request(FRAMES_DIR "py_request_rendezvous.json", TEST_UUID, 1795596873.7172456);
 }
 
 static void test_captured_js_request(void **state)
@@ -651,9 +647,10 @@ static void test_uppercase_rid_is_lowercased(void **state)
 static void test_mixed_case_rid_is_lowercased(void **state)
 {
     (void)state;
-    static const char json[] = REQUEST(
-        F_TIMESTAMP, F_PROTOCOL, F_VERSION, F_CLASS, F_UUID, F_NAME,
-        "\"rendezvous_id\": \"F66d7935Fb71dafa8493e8194e9eda3ed95406bd1376f71dd1f47961581D5646\", ");
+    static const char json[] =
+        REQUEST(F_TIMESTAMP, F_PROTOCOL, F_VERSION, F_CLASS, F_UUID, F_NAME,
+                "\"rendezvous_id\": "
+                "\"F66d7935Fb71dafa8493e8194e9eda3ed95406bd1376f71dd1f47961581D5646\", ");
     struct rendezvous_request request;
 
     assert_int_equal(request_parse(json, sizeof(json) - 1, &request, NULL), REQUEST_VALID);
@@ -663,22 +660,20 @@ static void test_mixed_case_rid_is_lowercased(void **state)
 static void test_timestamp_values(void **state)
 {
     (void)state;
-    static const char zero[] = REQUEST("\"timestamp\": -0, ", F_PROTOCOL, F_VERSION, F_CLASS,
-                                       F_UUID, F_NAME, F_RID);
-    static const char exponent[] = REQUEST("\"timestamp\": 15e2, ", F_PROTOCOL, F_VERSION,
-                                           F_CLASS, F_UUID, F_NAME, F_RID);
+    static const char zero[] =
+        REQUEST("\"timestamp\": -0, ", F_PROTOCOL, F_VERSION, F_CLASS, F_UUID, F_NAME, F_RID);
+    static const char exponent[] =
+        REQUEST("\"timestamp\": 15e2, ", F_PROTOCOL, F_VERSION, F_CLASS, F_UUID, F_NAME, F_RID);
     struct rendezvous_request request;
 
     assert_int_equal(request_parse(zero, sizeof(zero) - 1, &request, NULL), REQUEST_VALID);
     assert_true(request.timestamp == 0);
-    assert_int_equal(request_parse(exponent, sizeof(exponent) - 1, &request, NULL),
-                     REQUEST_VALID);
+    assert_int_equal(request_parse(exponent, sizeof(exponent) - 1, &request, NULL), REQUEST_VALID);
     assert_true(request.timestamp == 1500);
 }
 
 /* Build "<valid request minus its brace>, "deep": <open><inner><close>}". */
-static char *build_nested_request(const char *open, const char *inner, const char *close,
-                                  int depth)
+static char *build_nested_request(const char *open, const char *inner, const char *close, int depth)
 {
     static const char head[] = VALID_REQUEST_WITH(", \"deep\": ");
     size_t head_length = sizeof(head) - 2; /* without the closing brace */
@@ -702,8 +697,8 @@ static void expect_nested(const char *open, const char *inner, const char *close
     char *json = build_nested_request(open, inner, close, depth);
     size_t length = strlen(json);
     /* Every split of a huge message would take too long: whole and bytewise. */
-    struct outcome outcome = length < 10000 ? parse_every_way(json, length, open)
-                                            : parse_whole(json, length);
+    struct outcome outcome =
+        length < 10000 ? parse_every_way(json, length, open) : parse_whole(json, length);
     if (length >= 10000) {
         struct outcome bytewise = parse_in_chunks(json, length, 1);
         assert_outcomes_equal(&outcome, &bytewise, open, "1-byte chunks of", length);
@@ -786,8 +781,7 @@ static void expect_saw_name(const char *json, bool saw, enum request_verdict ver
 {
     struct outcome outcome = parse_every_way(json, strlen(json), json);
     if (outcome.saw_rendezvous_name != saw || outcome.verdict != verdict) {
-        print_error("%s: saw %d verdict %d\n", json, outcome.saw_rendezvous_name,
-                    outcome.verdict);
+        print_error("%s: saw %d verdict %d\n", json, outcome.saw_rendezvous_name, outcome.verdict);
         fail();
     }
 }
@@ -814,8 +808,7 @@ static void test_saw_rendezvous_name(void **state)
     expect_saw_name("{\"request_name\": \"request_rendezvous\"}", false, REQUEST_INVALID);
     expect_saw_name("{\"request_name\": \"REQUEST_RENDEZVOUS \"}", false, REQUEST_INVALID);
     expect_saw_name("{\"request_name\": [\"REQUEST_RENDEZVOUS\"]}", false, REQUEST_INVALID);
-    expect_saw_name("{\"o\": {\"request_name\": \"REQUEST_RENDEZVOUS\"}}", false,
-                    REQUEST_INVALID);
+    expect_saw_name("{\"o\": {\"request_name\": \"REQUEST_RENDEZVOUS\"}}", false, REQUEST_INVALID);
     expect_saw_name("{\"x\": \"REQUEST_RENDEZVOUS\"}", false, REQUEST_INVALID);
     expect_saw_name("\"REQUEST_RENDEZVOUS\"", false, REQUEST_NOT_JSON);
 }
