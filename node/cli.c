@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -26,8 +27,16 @@ enum cli_flag_id {
     CLI_FLAG_BIND = 256,
     CLI_FLAG_PORT,
     CLI_FLAG_LOG_LEVEL,
+    CLI_FLAG_NODE_ID,
+    CLI_FLAG_CLUSTER_PORT,
+    CLI_FLAG_ADVERTISE,
+    CLI_FLAG_REDIS,
+    CLI_FLAG_CLUSTER_SECRET_FILE,
     CLI_FLAG_CHECK_CONFIG,
 };
+
+/* Room for a DNS name (253) or an IPv6 literal. */
+#define CLI_HOST_MAX 256
 
 struct cli_flag {
     const char *name;
@@ -41,6 +50,16 @@ static const struct cli_flag cli_flags[] = {
     {"bind", CLI_FLAG_BIND, "ADDR", "listen on this IPv4 or IPv6 address (listen.bind)"},
     {"port", CLI_FLAG_PORT, "N", "listen on this port, 1..65535 (listen.port)"},
     {"log-level", CLI_FLAG_LOG_LEVEL, "LEVEL", "error, warn, info or debug (log.level)"},
+    {"node-id", CLI_FLAG_NODE_ID, "ID",
+     "cluster node name, 1..64 of A-Z a-z 0-9 . _ - (cluster.node_id)"},
+    {"cluster-port", CLI_FLAG_CLUSTER_PORT, "N",
+     "listen for other nodes on this port (cluster.port)"},
+    {"advertise", CLI_FLAG_ADVERTISE, "URL",
+     "ws[s]://host:port where peers reach this node (cluster.advertise)"},
+    {"redis", CLI_FLAG_REDIS, "HOST:PORT",
+     "join a cluster through this Redis, IPv6 as [::1]:6379 (cluster.redis)"},
+    {"cluster-secret-file", CLI_FLAG_CLUSTER_SECRET_FILE, "FILE",
+     "read the shared cluster secret from FILE (cluster.secret_file)"},
     {"check-config", CLI_FLAG_CHECK_CONFIG, NULL,
      "validate the configuration, print it as YAML and exit"},
     {"version", CLI_FLAG_VERSION, NULL, "print the version and exit"},
@@ -122,6 +141,61 @@ static int cli_parse_port(const char *text)
     return port >= 1 && port <= 65535 ? port : -1;
 }
 
+static int cli_report_node_id(const char *value, char *err, size_t err_size)
+{
+    return cli_error(err, err_size,
+                     "--node-id: \"%s\" is not a node id (1..64 letters, digits, '.', '_' or '-')",
+                     value);
+}
+
+static int cli_report_advertise(const char *value, char *err, size_t err_size)
+{
+    return cli_error(err, err_size, "--advertise: \"%s\" is not ws://host:port or wss://host:port",
+                     value);
+}
+
+static int cli_report_redis(const char *value, char *err, size_t err_size)
+{
+    return cli_error(err, err_size,
+                     "--redis: \"%s\" is not HOST:PORT (a host name or IP address and a port "
+                     "1..65535; IPv6 as [::1]:6379)",
+                     value);
+}
+
+static int cli_store_cluster_flag(int id, const char *value, struct cli_options *options, char *err,
+                                  size_t err_size)
+{
+    switch (id) {
+    case CLI_FLAG_NODE_ID:
+        if (!config_node_id_is_valid(value))
+            return cli_report_node_id(value, err, err_size);
+        options->node_id = value;
+        return 0;
+    case CLI_FLAG_CLUSTER_PORT:
+        options->cluster_port = cli_parse_port(value);
+        if (options->cluster_port < 0)
+            return cli_error(err, err_size,
+                             "--cluster-port: \"%s\" is not a port number (1..65535)", value);
+        return 0;
+    case CLI_FLAG_ADVERTISE:
+        if (!config_ws_url_is_valid(value))
+            return cli_report_advertise(value, err, err_size);
+        options->advertise_url = value;
+        return 0;
+    case CLI_FLAG_REDIS:
+        if (config_host_port_parse(value, NULL, 0, NULL) != 0)
+            return cli_report_redis(value, err, err_size);
+        options->redis_address = value;
+        return 0;
+    case CLI_FLAG_CLUSTER_SECRET_FILE:
+        if (value[0] == '\0')
+            return cli_error(err, err_size, "--cluster-secret-file: the file name is empty");
+        options->cluster_secret_file = value;
+        return 0;
+    }
+    return cli_error(err, err_size, "internal error: unhandled flag %d", id);
+}
+
 static int cli_store_flag(int id, const char *value, struct cli_options *options, char *err,
                           size_t err_size)
 {
@@ -158,6 +232,12 @@ static int cli_store_flag(int id, const char *value, struct cli_options *options
     case CLI_FLAG_HELP:
         options->show_help = true;
         return 0;
+    case CLI_FLAG_NODE_ID:
+    case CLI_FLAG_CLUSTER_PORT:
+    case CLI_FLAG_ADVERTISE:
+    case CLI_FLAG_REDIS:
+    case CLI_FLAG_CLUSTER_SECRET_FILE:
+        return cli_store_cluster_flag(id, value, options, err, err_size);
     }
     return cli_error(err, err_size, "internal error: unhandled flag %d", id);
 }
@@ -189,7 +269,7 @@ static int cli_report_missing_value(char *err, size_t err_size)
 
 static void cli_reset_options(struct cli_options *options)
 {
-    *options = (struct cli_options){.port = -1, .log_level = -1};
+    *options = (struct cli_options){.port = -1, .log_level = -1, .cluster_port = -1};
 }
 
 int cli_parse(int argc, char **argv, struct cli_options *options, char *err, size_t err_size)
@@ -221,6 +301,57 @@ int cli_parse(int argc, char **argv, struct cli_options *options, char *err, siz
     return 0;
 }
 
+/* The cluster flags' counterpart of cli_apply's checks. */
+static int cli_check_cluster_options(const struct cli_options *options, char *redis_host,
+                                     int *redis_port, char *err, size_t err_size)
+{
+    if (options->node_id != NULL && !config_node_id_is_valid(options->node_id))
+        return cli_report_node_id(options->node_id, err, err_size);
+    if (options->cluster_port != -1 && (options->cluster_port < 1 || options->cluster_port > 65535))
+        return cli_error(err, err_size, "--cluster-port: %d is out of range (1..65535)",
+                         options->cluster_port);
+    if (options->advertise_url != NULL && !config_ws_url_is_valid(options->advertise_url))
+        return cli_report_advertise(options->advertise_url, err, err_size);
+    if (options->redis_address != NULL &&
+        config_host_port_parse(options->redis_address, redis_host, CLI_HOST_MAX, redis_port) != 0)
+        return cli_report_redis(options->redis_address, err, err_size);
+    if (options->cluster_secret_file != NULL && options->cluster_secret_file[0] == '\0')
+        return cli_error(err, err_size, "--cluster-secret-file: the file name is empty");
+    return 0;
+}
+
+static void cli_clear_sentinels(struct relay_cluster_config *cluster)
+{
+    for (char **item = cluster->sentinels; item != NULL && *item != NULL; item++)
+        free(*item);
+    free(cluster->sentinels);
+    cluster->sentinels = NULL;
+    config_set_string(&cluster->sentinel_master, NULL);
+}
+
+/* A flag wins over the file, including over the file's other way of saying
+ * the same thing: --redis replaces Sentinel, --cluster-secret-file replaces
+ * an inline secret. */
+static void cli_apply_cluster_options(const struct cli_options *options, const char *redis_host,
+                                      int redis_port, struct relay_cluster_config *cluster)
+{
+    if (options->node_id != NULL)
+        config_set_string(&cluster->node_id, options->node_id);
+    if (options->cluster_port != -1)
+        cluster->port = options->cluster_port;
+    if (options->advertise_url != NULL)
+        config_set_string(&cluster->advertise_url, options->advertise_url);
+    if (options->redis_address != NULL) {
+        config_set_string(&cluster->redis_host, redis_host);
+        cluster->redis_port = redis_port;
+        cli_clear_sentinels(cluster);
+    }
+    if (options->cluster_secret_file != NULL) {
+        config_set_string(&cluster->secret_file, options->cluster_secret_file);
+        config_set_string(&cluster->secret, NULL);
+    }
+}
+
 int cli_apply(const struct cli_options *options, struct relay_config *config, char *err,
               size_t err_size)
 {
@@ -234,12 +365,17 @@ int cli_apply(const struct cli_options *options, struct relay_config *config, ch
     if (options->log_level != -1 &&
         (options->log_level < LOG_LEVEL_ERROR || options->log_level > LOG_LEVEL_DEBUG))
         return cli_error(err, err_size, "--log-level: %d is not a log level", options->log_level);
+    char redis_host[CLI_HOST_MAX];
+    int redis_port = 0;
+    if (cli_check_cluster_options(options, redis_host, &redis_port, err, err_size) != 0)
+        return -1;
     if (options->bind_address != NULL)
         config_set_string(&config->bind_address, options->bind_address);
     if (options->port != -1)
         config->port = options->port;
     if (options->log_level != -1)
         config->log_level = (enum log_level)options->log_level;
+    cli_apply_cluster_options(options, redis_host, redis_port, &config->cluster);
     return 0;
 }
 
@@ -260,8 +396,8 @@ void cli_print_usage(FILE *out, const char *program)
         snprintf(name, sizeof(name), "--%s%s%s", flag->name, flag->argument != NULL ? " " : "",
                  flag->argument != NULL ? flag->argument : "");
         if (cli_flag_has_short_form(flag))
-            fprintf(out, "  -%c, %-22s %s\n", flag->id, name, flag->help);
+            fprintf(out, "  -%c, %-26s %s\n", flag->id, name, flag->help);
         else
-            fprintf(out, "      %-22s %s\n", name, flag->help);
+            fprintf(out, "      %-26s %s\n", name, flag->help);
     }
 }

@@ -22,6 +22,14 @@ struct cli_options {
     bool check_config;        /* --check-config */
     bool show_version;        /* --version (-V) */
     bool show_help;           /* --help (-h) */
+
+    /* Cluster flags, so several nodes can share one file (or none). Each is
+     * NULL or -1 when not given. */
+    const char *node_id;             /* --node-id ID (cluster.node_id) */
+    int cluster_port;                /* --cluster-port N (cluster.port) */
+    const char *advertise_url;       /* --advertise URL (cluster.advertise) */
+    const char *redis_address;       /* --redis HOST:PORT, as given (cluster.redis.host/port) */
+    const char *cluster_secret_file; /* --cluster-secret-file FILE (cluster.secret_file) */
 };
 
 /* Fills options from argv (strings point into argv). Returns 0, or -1 with
@@ -35,5 +43,23 @@ int cli_apply(const struct cli_options *options, struct relay_config *config, ch
 
 /* One line per flag. */
 void cli_print_usage(FILE *out, const char *program);
+
+/* Value syntax shared by the configuration file and the flags, implemented
+ * in config.c so that both accept exactly the same spellings. */
+
+/* "host:port": a DNS name or IPv4 literal, or an IPv6 literal in brackets
+ * ("[::1]:6379"), and a port 1..65535. Returns 0 and fills host (without
+ * brackets) and port when they are not NULL, or -1. */
+int config_host_port_parse(const char *text, char *host, size_t host_size, int *port);
+
+/* A DNS name (letters, digits, '-', '_' in dot-separated labels) or an IP
+ * literal. */
+bool config_host_is_valid(const char *text);
+
+/* "ws://host:port" or "wss://host:port", host as in config_host_port_parse. */
+bool config_ws_url_is_valid(const char *text);
+
+/* 1..64 letters, digits, '.', '_' or '-'. */
+bool config_node_id_is_valid(const char *text);
 
 #endif

@@ -25,11 +25,22 @@
  *   - integers are plain decimal scalars; a quoted "80" is a string;
  *   - sizes: an integer or a string with a B, KiB, MiB or GiB suffix;
  *   - durations: an integer (seconds) or a string with an s, m or h suffix;
+ *   - milliseconds: an integer (milliseconds) or a string with an ms or s
+ *     suffix;
+ *   - host names: DNS names (docker-compose service names included) or IP
+ *     literals; "host:port" puts an IPv6 literal in brackets: "[::1]:26379";
+ *   - lists: a YAML sequence of strings; [] or null is the empty list;
  *   - booleans: true/false (YAML 1.2 core spellings); YAML 1.1's yes, no,
  *     on and off are rejected because they surprise people;
  *   - null, ~ or nothing: unset for optional strings; an empty section
  *     ("limits:" with every key commented out) keeps the defaults;
  *   - tags are ignored and merge keys ("<<") are not supported.
+ *
+ * Secrets (cluster.secret, cluster.redis.password) are printed as
+ * "<redacted>" so that --check-config output can be pasted into a bug
+ * report: that output reloads, but with those two keys holding the literal
+ * text "<redacted>", so it is not meant to be loaded back for them. Every
+ * other key survives the print/load round trip unchanged.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,12 +53,25 @@
 
 #include <yaml.h>
 
+#include "cli.h"
 #include "relay/config.h"
+#include "relay/directory.h"
 
 #define CONFIG_KIB 1024LL
 #define CONFIG_MIB (1024LL * CONFIG_KIB)
 #define CONFIG_GIB (1024LL * CONFIG_MIB)
 #define CONFIG_DAY (24LL * 3600)
+#define CONFIG_MINUTE_MS (60LL * 1000)
+
+#define CONFIG_DEFAULT_CLUSTER_PORT 11062
+#define CONFIG_DEFAULT_REDIS_PORT 6379
+
+/* How config_print shows a secret that is set. */
+#define CONFIG_REDACTED "<redacted>"
+
+/* RFC 1035's limits for a DNS name and one of its labels. */
+#define CONFIG_HOST_NAME_MAX 253
+#define CONFIG_HOST_LABEL_MAX 63
 
 /* A configuration file is a few kilobytes; the cap keeps a wrong path (a
  * log file, a device) from being read into memory whole. */
@@ -59,28 +83,48 @@
 /* How much of an offending value an error message quotes. */
 #define CONFIG_QUOTE_MAX 40
 
+/* The string types keep their maximum length (0: unlimited) in the row's
+ * maximum; a string is never empty. */
 enum config_type {
-    CONFIG_TYPE_STRING,    /* char *, optional: null leaves it unset */
-    CONFIG_TYPE_ADDRESS,   /* char *, an IPv4 or IPv6 literal */
-    CONFIG_TYPE_INTEGER,   /* int, a plain decimal integer */
-    CONFIG_TYPE_SIZE,      /* size_t, bytes with an optional suffix */
-    CONFIG_TYPE_DURATION,  /* int, seconds with an optional suffix */
-    CONFIG_TYPE_BOOLEAN,   /* bool */
-    CONFIG_TYPE_LOG_LEVEL, /* enum log_level, by name */
+    CONFIG_TYPE_STRING,       /* char *, optional: null leaves it unset */
+    CONFIG_TYPE_ADDRESS,      /* char *, an IPv4 or IPv6 literal */
+    CONFIG_TYPE_HOST,         /* char *, optional: a DNS name or an IP literal */
+    CONFIG_TYPE_NAME,         /* char *, optional: letters, digits, '.', '_', '-' */
+    CONFIG_TYPE_TOKEN,        /* char *, printable, without spaces */
+    CONFIG_TYPE_URL,          /* char *, optional: ws://host:port or wss://host:port */
+    CONFIG_TYPE_INTEGER,      /* int, a plain decimal integer */
+    CONFIG_TYPE_SIZE,         /* size_t, bytes with an optional suffix */
+    CONFIG_TYPE_DURATION,     /* int, seconds with an optional suffix */
+    CONFIG_TYPE_MILLISECONDS, /* int, milliseconds with an optional suffix */
+    CONFIG_TYPE_BOOLEAN,      /* bool */
+    CONFIG_TYPE_LOG_LEVEL,    /* enum log_level, by name */
+    CONFIG_TYPE_ENDPOINTS,    /* char **, NULL-terminated "host:port" list; empty: NULL */
 };
 
-/* Completes "expected ..." in type errors. */
+/* Completes "expected ..." in type errors and "is not ..." in validation
+ * errors. */
 static const char *const config_type_descriptions[] = {
     [CONFIG_TYPE_STRING] = "a string or null",
     [CONFIG_TYPE_ADDRESS] = "an IPv4 or IPv6 address",
+    [CONFIG_TYPE_HOST] = "a host name or an IP address",
+    [CONFIG_TYPE_NAME] = "a name of letters, digits, '.', '_' and '-'",
+    [CONFIG_TYPE_TOKEN] = "a string without spaces or control characters",
+    [CONFIG_TYPE_URL] = "ws://host:port or wss://host:port",
     [CONFIG_TYPE_INTEGER] = "an integer",
     [CONFIG_TYPE_SIZE] =
         "a size in bytes (an integer, optionally with a B, KiB, MiB or GiB suffix)",
     [CONFIG_TYPE_DURATION] = "a duration in seconds (an integer, optionally with an s, m or h "
                              "suffix)",
+    [CONFIG_TYPE_MILLISECONDS] = "a duration in milliseconds (an integer, optionally with an ms "
+                                 "or s suffix)",
     [CONFIG_TYPE_BOOLEAN] = "true or false",
     [CONFIG_TYPE_LOG_LEVEL] = "a log level (error, warn, info or debug)",
+    [CONFIG_TYPE_ENDPOINTS] = "a list of \"host:port\" strings",
 };
+
+/* Completes "expected ..." for one element of a CONFIG_TYPE_ENDPOINTS list. */
+#define CONFIG_ENDPOINT_DESCRIPTION                                                                \
+    "\"host:port\" with a port 1..65535 (IPv6 in brackets: \"[::1]:26379\")"
 
 struct config_setting {
     const char *path;
@@ -90,6 +134,7 @@ struct config_setting {
     long long maximum;
     long long default_number; /* every type but the strings */
     const char *default_text; /* the string types; NULL leaves them unset */
+    bool redacted;            /* config_print hides the value */
 };
 
 /* The field's offset - and a compile error when its C type is not the one
@@ -108,6 +153,21 @@ struct config_setting {
         .path = setting_path, .type = CONFIG_TYPE_ADDRESS, .offset = CONFIG_FIELD(field, char *),  \
         .default_text = text                                                                       \
     }
+#define SETTING_SECRET(setting_path, field)                                                        \
+    {                                                                                              \
+        .path = setting_path, .type = CONFIG_TYPE_STRING, .offset = CONFIG_FIELD(field, char *),   \
+        .redacted = true                                                                           \
+    }
+#define SETTING_TEXT(setting_path, text_type, field, length, text)                                 \
+    {                                                                                              \
+        .path = setting_path, .type = text_type, .offset = CONFIG_FIELD(field, char *),            \
+        .maximum = length, .default_text = text                                                    \
+    }
+#define SETTING_ENDPOINTS(setting_path, field)                                                     \
+    {                                                                                              \
+        .path = setting_path, .type = CONFIG_TYPE_ENDPOINTS,                                       \
+        .offset = CONFIG_FIELD(field, char **)                                                     \
+    }
 #define SETTING_INTEGER(setting_path, field, low, high, value)                                     \
     {                                                                                              \
         .path = setting_path, .type = CONFIG_TYPE_INTEGER, .offset = CONFIG_FIELD(field, int),     \
@@ -122,6 +182,12 @@ struct config_setting {
     {                                                                                              \
         .path = setting_path, .type = CONFIG_TYPE_DURATION, .offset = CONFIG_FIELD(field, int),    \
         .minimum = low, .maximum = high, .default_number = value                                   \
+    }
+#define SETTING_MILLISECONDS(setting_path, field, low, high, value)                                \
+    {                                                                                              \
+        .path = setting_path, .type = CONFIG_TYPE_MILLISECONDS,                                    \
+        .offset = CONFIG_FIELD(field, int), .minimum = low, .maximum = high,                       \
+        .default_number = value                                                                    \
     }
 #define SETTING_BOOLEAN(setting_path, field, value)                                                \
     {                                                                                              \
@@ -168,6 +234,36 @@ static const struct config_setting config_settings[] = {
     SETTING_DURATION("log.stats_interval", stats_interval_seconds, 0, CONFIG_DAY, 60),
 
     SETTING_DURATION("shutdown.timeout", shutdown_timeout_seconds, 1, 600, 5),
+
+    SETTING_TEXT("cluster.node_id", CONFIG_TYPE_NAME, cluster.node_id, NODE_ID_MAX_LENGTH, NULL),
+    SETTING_TEXT("cluster.advertise", CONFIG_TYPE_URL, cluster.advertise_url,
+                 ADVERTISE_URL_MAX_LENGTH, NULL),
+    SETTING_ADDRESS("cluster.bind", cluster.bind_address, "127.0.0.1"),
+    SETTING_INTEGER("cluster.port", cluster.port, 1, 65535, CONFIG_DEFAULT_CLUSTER_PORT),
+    SETTING_STRING("cluster.tls.cert", cluster.tls_cert_file),
+    SETTING_STRING("cluster.tls.key", cluster.tls_key_file),
+    SETTING_STRING("cluster.tls.ca", cluster.tls_ca_file),
+    SETTING_SECRET("cluster.secret", cluster.secret),
+    SETTING_STRING("cluster.secret_file", cluster.secret_file),
+    SETTING_DURATION("cluster.heartbeat_interval", cluster.heartbeat_interval_seconds, 1, 60, 1),
+    SETTING_DURATION("cluster.node_ttl", cluster.node_ttl_seconds, 2, 600, 5),
+    SETTING_DURATION("cluster.claim_ttl", cluster.claim_ttl_seconds, 5, CONFIG_DAY, 60),
+    SETTING_DURATION("cluster.link.ping_interval", cluster.link_ping_interval_seconds, 1, 3600, 5),
+    SETTING_DURATION("cluster.link.timeout", cluster.link_timeout_seconds, 2, 3600, 15),
+    SETTING_SIZE("cluster.link.stream_window", cluster.link_stream_window_bytes, 4 * CONFIG_KIB,
+                 64 * CONFIG_MIB, 256 * CONFIG_KIB),
+    SETTING_TEXT("cluster.redis.host", CONFIG_TYPE_HOST, cluster.redis_host, CONFIG_HOST_NAME_MAX,
+                 NULL),
+    SETTING_INTEGER("cluster.redis.port", cluster.redis_port, 1, 65535, CONFIG_DEFAULT_REDIS_PORT),
+    SETTING_SECRET("cluster.redis.password", cluster.redis_password),
+    SETTING_INTEGER("cluster.redis.database", cluster.redis_database, 0, 1000, 0),
+    SETTING_TEXT("cluster.redis.key_prefix", CONFIG_TYPE_TOKEN, cluster.key_prefix, 64, "msr:"),
+    SETTING_MILLISECONDS("cluster.redis.connect_timeout", cluster.redis_connect_timeout_ms, 10,
+                         CONFIG_MINUTE_MS, 2000),
+    SETTING_MILLISECONDS("cluster.redis.command_timeout", cluster.redis_command_timeout_ms, 10,
+                         CONFIG_MINUTE_MS, 2000),
+    SETTING_STRING("cluster.sentinel.master", cluster.sentinel_master),
+    SETTING_ENDPOINTS("cluster.sentinel.addresses", cluster.sentinels),
 };
 
 #define CONFIG_SETTING_COUNT (sizeof(config_settings) / sizeof(config_settings[0]))
@@ -182,6 +278,8 @@ static const struct config_unit config_size_units[] = {
     {"", 1}, {"B", 1}, {"KiB", CONFIG_KIB}, {"MiB", CONFIG_MIB}, {"GiB", CONFIG_GIB}, {NULL, 0}};
 static const struct config_unit config_duration_units[] = {
     {"", 1}, {"s", 1}, {"m", 60}, {"h", 3600}, {NULL, 0}};
+static const struct config_unit config_millisecond_units[] = {
+    {"", 1}, {"ms", 1}, {"s", 1000}, {NULL, 0}};
 
 /* State of one load: the parsed document, the working copy it is applied
  * to and where errors go. */
@@ -296,13 +394,42 @@ static void *config_field(const struct relay_config *config, const struct config
 
 static bool config_type_is_string(enum config_type type)
 {
-    return type == CONFIG_TYPE_STRING || type == CONFIG_TYPE_ADDRESS;
+    switch (type) {
+    case CONFIG_TYPE_STRING:
+    case CONFIG_TYPE_ADDRESS:
+    case CONFIG_TYPE_HOST:
+    case CONFIG_TYPE_NAME:
+    case CONFIG_TYPE_TOKEN:
+    case CONFIG_TYPE_URL:
+        return true;
+    case CONFIG_TYPE_INTEGER:
+    case CONFIG_TYPE_SIZE:
+    case CONFIG_TYPE_DURATION:
+    case CONFIG_TYPE_MILLISECONDS:
+    case CONFIG_TYPE_BOOLEAN:
+    case CONFIG_TYPE_LOG_LEVEL:
+    case CONFIG_TYPE_ENDPOINTS:
+        break;
+    }
+    return false;
+}
+
+/* The string types that null leaves unset; the others always hold a value. */
+static bool config_type_is_optional(enum config_type type)
+{
+    return config_type_is_string(type) && type != CONFIG_TYPE_ADDRESS && type != CONFIG_TYPE_TOKEN;
 }
 
 static char **config_string_field(const struct relay_config *config,
                                   const struct config_setting *setting)
 {
     return (char **)config_field(config, setting);
+}
+
+static char ***config_list_field(const struct relay_config *config,
+                                 const struct config_setting *setting)
+{
+    return (char ***)config_field(config, setting);
 }
 
 static void config_store_number(struct relay_config *config, const struct config_setting *setting,
@@ -312,6 +439,7 @@ static void config_store_number(struct relay_config *config, const struct config
     switch (setting->type) {
     case CONFIG_TYPE_INTEGER:
     case CONFIG_TYPE_DURATION:
+    case CONFIG_TYPE_MILLISECONDS:
         *(int *)field = (int)value;
         break;
     case CONFIG_TYPE_SIZE:
@@ -325,6 +453,11 @@ static void config_store_number(struct relay_config *config, const struct config
         break;
     case CONFIG_TYPE_STRING:
     case CONFIG_TYPE_ADDRESS:
+    case CONFIG_TYPE_HOST:
+    case CONFIG_TYPE_NAME:
+    case CONFIG_TYPE_TOKEN:
+    case CONFIG_TYPE_URL:
+    case CONFIG_TYPE_ENDPOINTS:
         break;
     }
 }
@@ -336,6 +469,7 @@ static long long config_read_number(const struct relay_config *config,
     switch (setting->type) {
     case CONFIG_TYPE_INTEGER:
     case CONFIG_TYPE_DURATION:
+    case CONFIG_TYPE_MILLISECONDS:
         return *(const int *)field;
     case CONFIG_TYPE_SIZE:
         /* Saturate: anything this large is out of every range anyway. */
@@ -347,6 +481,11 @@ static long long config_read_number(const struct relay_config *config,
         return (long long)*(const enum log_level *)field;
     case CONFIG_TYPE_STRING:
     case CONFIG_TYPE_ADDRESS:
+    case CONFIG_TYPE_HOST:
+    case CONFIG_TYPE_NAME:
+    case CONFIG_TYPE_TOKEN:
+    case CONFIG_TYPE_URL:
+    case CONFIG_TYPE_ENDPOINTS:
         break;
     }
     return 0;
@@ -376,6 +515,37 @@ void config_set_string(char **field, const char *value)
     *field = copy;
 }
 
+static void config_list_free(char **list)
+{
+    for (char **item = list; item != NULL && *item != NULL; item++)
+        free(*item);
+    free(list);
+}
+
+/* An empty list is stored as NULL, so there is one way to say "none". */
+static char **config_list_allocate(size_t count)
+{
+    char **list = calloc(count + 1, sizeof(*list));
+    if (list == NULL) {
+        fputs("relayd: out of memory\n", stderr);
+        abort();
+    }
+    return list;
+}
+
+static char **config_list_duplicate(char *const *list)
+{
+    if (list == NULL || list[0] == NULL)
+        return NULL;
+    size_t count = 0;
+    while (list[count] != NULL)
+        count++;
+    char **copy = config_list_allocate(count);
+    for (size_t i = 0; i < count; i++)
+        copy[i] = config_duplicate(list[i]);
+    return copy;
+}
+
 void config_set_defaults(struct relay_config *config)
 {
     memset(config, 0, sizeof(*config));
@@ -383,7 +553,7 @@ void config_set_defaults(struct relay_config *config)
         const struct config_setting *setting = &config_settings[i];
         if (config_type_is_string(setting->type))
             config_set_string(config_string_field(config, setting), setting->default_text);
-        else
+        else if (setting->type != CONFIG_TYPE_ENDPOINTS) /* lists start empty */
             config_store_number(config, setting, setting->default_number);
     }
 }
@@ -391,11 +561,16 @@ void config_set_defaults(struct relay_config *config)
 void config_free(struct relay_config *config)
 {
     for (size_t i = 0; i < CONFIG_SETTING_COUNT; i++) {
-        if (!config_type_is_string(config_settings[i].type))
-            continue;
-        char **field = config_string_field(config, &config_settings[i]);
-        free(*field);
-        *field = NULL;
+        const struct config_setting *setting = &config_settings[i];
+        if (config_type_is_string(setting->type)) {
+            char **field = config_string_field(config, setting);
+            free(*field);
+            *field = NULL;
+        } else if (setting->type == CONFIG_TYPE_ENDPOINTS) {
+            char ***field = config_list_field(config, setting);
+            config_list_free(*field);
+            *field = NULL;
+        }
     }
 }
 
@@ -403,11 +578,20 @@ static void config_copy(struct relay_config *target, const struct relay_config *
 {
     *target = *source;
     for (size_t i = 0; i < CONFIG_SETTING_COUNT; i++) {
-        if (!config_type_is_string(config_settings[i].type))
-            continue;
-        char **field = config_string_field(target, &config_settings[i]);
-        *field = *field != NULL ? config_duplicate(*field) : NULL;
+        const struct config_setting *setting = &config_settings[i];
+        if (config_type_is_string(setting->type)) {
+            char **field = config_string_field(target, setting);
+            *field = *field != NULL ? config_duplicate(*field) : NULL;
+        } else if (setting->type == CONFIG_TYPE_ENDPOINTS) {
+            char ***field = config_list_field(target, setting);
+            *field = config_list_duplicate(*field);
+        }
     }
+}
+
+bool config_cluster_enabled(const struct relay_config *config)
+{
+    return config->cluster.redis_host != NULL || config->cluster.sentinel_master != NULL;
 }
 
 /* ------------------------------------------------------------------------
@@ -528,6 +712,8 @@ static const struct config_unit *config_units_for(enum config_type type)
         return config_size_units;
     if (type == CONFIG_TYPE_DURATION)
         return config_duration_units;
+    if (type == CONFIG_TYPE_MILLISECONDS)
+        return config_millisecond_units;
     return config_integer_units;
 }
 
@@ -536,6 +722,176 @@ static bool config_address_is_valid(const char *text)
     unsigned char address[sizeof(struct in6_addr)];
     return text != NULL &&
            (inet_pton(AF_INET, text, address) == 1 || inet_pton(AF_INET6, text, address) == 1);
+}
+
+/* ------------------------------------------------------------------------
+ * Host names, "host:port", URLs and names (also used by cli.c)
+ * ------------------------------------------------------------------------ */
+
+static bool config_is_alphanumeric(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* Dot-separated labels of letters, digits, '-' and '_' (docker-compose
+ * names containers "project_service_1"), none empty, none starting or
+ * ending with '-'. The last label must not be all digits: the resolver
+ * would read "10.0.0.256" or "1.2" as a (mistyped) IPv4 address. */
+static bool config_host_name_is_valid(const char *text, size_t length)
+{
+    if (length == 0 || length > CONFIG_HOST_NAME_MAX)
+        return false;
+    size_t label_start = 0;
+    bool label_numeric = true;
+    for (size_t i = 0; i <= length; i++) {
+        char c = i < length ? text[i] : '.';
+        if (c == '.') {
+            size_t label_length = i - label_start;
+            if (label_length == 0 || label_length > CONFIG_HOST_LABEL_MAX ||
+                text[label_start] == '-' || text[i - 1] == '-')
+                return false;
+            if (i == length && label_numeric)
+                return false;
+            label_start = i + 1;
+            label_numeric = true;
+        } else if (config_is_alphanumeric(c) || c == '-' || c == '_') {
+            label_numeric = label_numeric && c >= '0' && c <= '9';
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool config_host_is_valid(const char *text)
+{
+    return text != NULL &&
+           (config_address_is_valid(text) || config_host_name_is_valid(text, strlen(text)));
+}
+
+/* Decimal digits only, 1..65535. */
+static int config_parse_port(const char *text)
+{
+    int port = 0;
+    if (*text == '\0')
+        return -1;
+    for (; *text != '\0'; text++) {
+        if (*text < '0' || *text > '9' || port > 65535)
+            return -1;
+        port = port * 10 + (*text - '0');
+    }
+    return port >= 1 && port <= 65535 ? port : -1;
+}
+
+int config_host_port_parse(const char *text, char *host, size_t host_size, int *port)
+{
+    char buffer[CONFIG_HOST_NAME_MAX + 1];
+    const char *host_start = text;
+    const char *host_end;
+    const char *port_text;
+    bool bracketed = text[0] == '[';
+    if (bracketed) {
+        host_start = text + 1;
+        host_end = strchr(host_start, ']');
+        if (host_end == NULL || host_end[1] != ':')
+            return -1;
+        port_text = host_end + 2;
+    } else {
+        host_end = strrchr(text, ':');
+        if (host_end == NULL)
+            return -1;
+        port_text = host_end + 1;
+    }
+    size_t length = (size_t)(host_end - host_start);
+    if (length == 0 || length >= sizeof(buffer))
+        return -1;
+    memcpy(buffer, host_start, length);
+    buffer[length] = '\0';
+    /* An IPv6 literal goes in brackets, and only an IPv6 literal. */
+    unsigned char address[sizeof(struct in6_addr)];
+    if (bracketed ? inet_pton(AF_INET6, buffer, address) != 1
+                  : strchr(buffer, ':') != NULL || !config_host_is_valid(buffer))
+        return -1;
+    int number = config_parse_port(port_text);
+    if (number < 0)
+        return -1;
+    if (host != NULL) {
+        if (length >= host_size)
+            return -1;
+        memcpy(host, buffer, length + 1);
+    }
+    if (port != NULL)
+        *port = number;
+    return 0;
+}
+
+bool config_ws_url_is_valid(const char *text)
+{
+    if (text == NULL)
+        return false;
+    if (strncmp(text, "ws://", 5) == 0)
+        return config_host_port_parse(text + 5, NULL, 0, NULL) == 0;
+    if (strncmp(text, "wss://", 6) == 0)
+        return config_host_port_parse(text + 6, NULL, 0, NULL) == 0;
+    return false;
+}
+
+static bool config_name_is_valid(const char *text)
+{
+    if (*text == '\0')
+        return false;
+    for (; *text != '\0'; text++)
+        if (!config_is_alphanumeric(*text) && *text != '.' && *text != '_' && *text != '-')
+            return false;
+    return true;
+}
+
+bool config_node_id_is_valid(const char *text)
+{
+    return text != NULL && config_name_is_valid(text) && strlen(text) <= NODE_ID_MAX_LENGTH;
+}
+
+/* Printable, no spaces: a Redis key prefix is pasted into every key name. */
+static bool config_token_is_valid(const char *text)
+{
+    if (*text == '\0')
+        return false;
+    for (; *text != '\0'; text++)
+        if ((unsigned char)*text <= ' ' || *text == 0x7f)
+            return false;
+    return true;
+}
+
+/* The syntax of a non-empty value of a string type; lengths are separate. */
+static bool config_text_is_valid(enum config_type type, const char *text)
+{
+    switch (type) {
+    case CONFIG_TYPE_ADDRESS:
+        return config_address_is_valid(text);
+    case CONFIG_TYPE_HOST:
+        return config_host_is_valid(text);
+    case CONFIG_TYPE_NAME:
+        return config_name_is_valid(text);
+    case CONFIG_TYPE_TOKEN:
+        return config_token_is_valid(text);
+    case CONFIG_TYPE_URL:
+        return config_ws_url_is_valid(text);
+    case CONFIG_TYPE_STRING:
+    case CONFIG_TYPE_INTEGER:
+    case CONFIG_TYPE_SIZE:
+    case CONFIG_TYPE_DURATION:
+    case CONFIG_TYPE_MILLISECONDS:
+    case CONFIG_TYPE_BOOLEAN:
+    case CONFIG_TYPE_LOG_LEVEL:
+    case CONFIG_TYPE_ENDPOINTS:
+        break;
+    }
+    return true;
+}
+
+static bool config_text_is_too_long(const struct config_setting *setting, const char *text)
+{
+    return setting->maximum > 0 && strlen(text) > (size_t)setting->maximum;
 }
 
 /* ------------------------------------------------------------------------
@@ -569,7 +925,8 @@ static int config_load_text(struct config_loader *loader, const struct config_se
                             const yaml_node_t *node)
 {
     char **field = config_string_field(loader->config, setting);
-    if (setting->type == CONFIG_TYPE_STRING && config_node_is_null(node)) {
+    bool optional = config_type_is_optional(setting->type);
+    if (optional && config_node_is_null(node)) {
         config_set_string(field, NULL);
         return 0;
     }
@@ -579,12 +936,58 @@ static int config_load_text(struct config_loader *loader, const struct config_se
     if (config_scalar_has_nul(node))
         return config_report(loader, node->start_mark, "%s: contains a NUL character",
                              setting->path);
-    if (setting->type == CONFIG_TYPE_ADDRESS && !config_address_is_valid(text))
-        return config_report_type(loader, setting, node);
-    if (text[0] == '\0')
+    if (optional && text[0] == '\0')
         return config_report(loader, node->start_mark,
                              "%s: must not be empty (write null to leave it unset)", setting->path);
+    if (!config_text_is_valid(setting->type, text) || text[0] == '\0')
+        return config_report_type(loader, setting, node);
+    if (config_text_is_too_long(setting, text))
+        return config_report(loader, node->start_mark, "%s: longer than %lld characters",
+                             setting->path, setting->maximum);
     config_set_string(field, text);
+    return 0;
+}
+
+static int config_load_endpoint(struct config_loader *loader, const struct config_setting *setting,
+                                const yaml_node_t *node)
+{
+    char description[CONFIG_QUOTE_MAX + 32];
+    config_describe_node(node, description, sizeof(description));
+    if (node->type != YAML_SCALAR_NODE || config_node_is_null(node))
+        return config_report(loader, node->start_mark, "%s: expected %s, got %s", setting->path,
+                             CONFIG_ENDPOINT_DESCRIPTION, description);
+    if (config_scalar_has_nul(node))
+        return config_report(loader, node->start_mark, "%s: contains a NUL character",
+                             setting->path);
+    if (config_host_port_parse(config_scalar_text(node), NULL, 0, NULL) != 0)
+        return config_report(loader, node->start_mark, "%s: expected %s, got %s", setting->path,
+                             CONFIG_ENDPOINT_DESCRIPTION, description);
+    return 0;
+}
+
+static int config_load_list(struct config_loader *loader, const struct config_setting *setting,
+                            const yaml_node_t *node)
+{
+    char ***field = config_list_field(loader->config, setting);
+    if (config_node_is_null(node)) {
+        config_list_free(*field);
+        *field = NULL;
+        return 0;
+    }
+    if (node->type != YAML_SEQUENCE_NODE)
+        return config_report_type(loader, setting, node);
+    const yaml_node_item_t *items = node->data.sequence.items.start;
+    size_t count = (size_t)(node->data.sequence.items.top - items);
+    for (size_t i = 0; i < count; i++)
+        if (config_load_endpoint(loader, setting,
+                                 yaml_document_get_node(&loader->document, items[i])) != 0)
+            return -1;
+    char **list = count > 0 ? config_list_allocate(count) : NULL;
+    for (size_t i = 0; i < count; i++)
+        list[i] = config_duplicate(
+            config_scalar_text(yaml_document_get_node(&loader->document, items[i])));
+    config_list_free(*field);
+    *field = list;
     return 0;
 }
 
@@ -619,20 +1022,29 @@ static int config_load_log_level(struct config_loader *loader, const struct conf
 static int config_load_value(struct config_loader *loader, const struct config_setting *setting,
                              const yaml_node_t *node)
 {
+    if (setting->type == CONFIG_TYPE_ENDPOINTS)
+        return config_load_list(loader, setting, node);
     if (node->type != YAML_SCALAR_NODE)
         return config_report_type(loader, setting, node);
     switch (setting->type) {
     case CONFIG_TYPE_STRING:
     case CONFIG_TYPE_ADDRESS:
+    case CONFIG_TYPE_HOST:
+    case CONFIG_TYPE_NAME:
+    case CONFIG_TYPE_TOKEN:
+    case CONFIG_TYPE_URL:
         return config_load_text(loader, setting, node);
     case CONFIG_TYPE_INTEGER:
     case CONFIG_TYPE_SIZE:
     case CONFIG_TYPE_DURATION:
+    case CONFIG_TYPE_MILLISECONDS:
         return config_load_number(loader, setting, node);
     case CONFIG_TYPE_BOOLEAN:
         return config_load_boolean(loader, setting, node);
     case CONFIG_TYPE_LOG_LEVEL:
         return config_load_log_level(loader, setting, node);
+    case CONFIG_TYPE_ENDPOINTS:
+        break;
     }
     return config_report_type(loader, setting, node);
 }
@@ -857,23 +1269,41 @@ int config_load_file(struct relay_config *config, const char *path, char *err, s
  * Validation
  * ------------------------------------------------------------------------ */
 
+static int config_validate_text(const struct config_setting *setting, const char *text, char *err,
+                                size_t err_size)
+{
+    if (text == NULL && config_type_is_optional(setting->type))
+        return 0;
+    if (text != NULL && text[0] == '\0' && config_type_is_optional(setting->type))
+        return config_write_error(err, err_size, "%s: must not be empty", setting->path);
+    if (text == NULL || text[0] == '\0' || !config_text_is_valid(setting->type, text))
+        return config_write_error(err, err_size, "%s: \"%s\" is not %s", setting->path,
+                                  text != NULL ? text : "(null)",
+                                  config_type_descriptions[setting->type]);
+    if (config_text_is_too_long(setting, text))
+        return config_write_error(err, err_size, "%s: longer than %lld characters", setting->path,
+                                  setting->maximum);
+    return 0;
+}
+
+static int config_validate_list(const struct config_setting *setting, char *const *list, char *err,
+                                size_t err_size)
+{
+    for (; list != NULL && *list != NULL; list++)
+        if (config_host_port_parse(*list, NULL, 0, NULL) != 0)
+            return config_write_error(err, err_size, "%s: \"%s\" is not %s", setting->path, *list,
+                                      CONFIG_ENDPOINT_DESCRIPTION);
+    return 0;
+}
+
 /* The loader enforces ranges, but flags and code can set fields too. */
 static int config_validate_setting(const struct relay_config *config,
                                    const struct config_setting *setting, char *err, size_t err_size)
 {
-    if (setting->type == CONFIG_TYPE_ADDRESS) {
-        const char *address = *config_string_field(config, setting);
-        if (!config_address_is_valid(address))
-            return config_write_error(err, err_size, "%s: \"%s\" is not an IPv4 or IPv6 address",
-                                      setting->path, address != NULL ? address : "(null)");
-        return 0;
-    }
-    if (setting->type == CONFIG_TYPE_STRING) {
-        const char *text = *config_string_field(config, setting);
-        if (text != NULL && text[0] == '\0')
-            return config_write_error(err, err_size, "%s: must not be empty", setting->path);
-        return 0;
-    }
+    if (config_type_is_string(setting->type))
+        return config_validate_text(setting, *config_string_field(config, setting), err, err_size);
+    if (setting->type == CONFIG_TYPE_ENDPOINTS)
+        return config_validate_list(setting, *config_list_field(config, setting), err, err_size);
     long long value = config_read_number(config, setting);
     if (value < setting->minimum || value > setting->maximum)
         return config_write_error(err, err_size, "%s: %lld is out of range (%lld..%lld)",
@@ -949,6 +1379,110 @@ static int config_validate_relations(const struct relay_config *config, char *er
     return 0;
 }
 
+/* Mutual TLS between nodes needs all three files or none. */
+static int config_validate_cluster_tls(const struct relay_cluster_config *cluster, char *err,
+                                       size_t err_size)
+{
+    static const char *const names[] = {"cluster.tls.cert", "cluster.tls.key", "cluster.tls.ca"};
+    const char *const files[] = {cluster->tls_cert_file, cluster->tls_key_file,
+                                 cluster->tls_ca_file};
+    const char *set = NULL;
+    const char *unset = NULL;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (files[i] != NULL && set == NULL)
+            set = names[i];
+        if (files[i] == NULL && unset == NULL)
+            unset = names[i];
+    }
+    if (set != NULL && unset != NULL)
+        return config_write_error(err, err_size,
+                                  "%s is set but %s is not (mutual TLS between nodes needs "
+                                  "cluster.tls.cert, cluster.tls.key and cluster.tls.ca)",
+                                  set, unset);
+    return 0;
+}
+
+/* Checks that hold whether or not this node is a cluster member: a
+ * contradictory cluster section is a mistake even while it is unused. */
+static int config_validate_cluster_structure(const struct relay_cluster_config *cluster, char *err,
+                                             size_t err_size)
+{
+    if (config_validate_cluster_tls(cluster, err, err_size) != 0)
+        return -1;
+    if (cluster->secret != NULL && cluster->secret_file != NULL)
+        return config_write_error(err, err_size,
+                                  "cluster.secret and cluster.secret_file are both set (set one)");
+    bool have_sentinels = cluster->sentinels != NULL && cluster->sentinels[0] != NULL;
+    if (cluster->sentinel_master != NULL && !have_sentinels)
+        return config_write_error(
+            err, err_size,
+            "cluster.sentinel.master is set but cluster.sentinel.addresses is "
+            "empty");
+    if (have_sentinels && cluster->sentinel_master == NULL)
+        return config_write_error(
+            err, err_size,
+            "cluster.sentinel.addresses is set but cluster.sentinel.master is "
+            "not");
+    if (cluster->redis_host != NULL && cluster->sentinel_master != NULL)
+        return config_write_error(err, err_size,
+                                  "cluster.redis.host and cluster.sentinel.master are both set "
+                                  "(use a fixed Redis master or Sentinel, not both)");
+    if (cluster->node_ttl_seconds <= cluster->heartbeat_interval_seconds)
+        return config_write_error(
+            err, err_size, "cluster.node_ttl (%d) must exceed cluster.heartbeat_interval (%d)",
+            cluster->node_ttl_seconds, cluster->heartbeat_interval_seconds);
+    if (cluster->link_timeout_seconds <= cluster->link_ping_interval_seconds)
+        return config_write_error(
+            err, err_size,
+            "cluster.link.timeout (%d) must exceed cluster.link.ping_interval "
+            "(%d)",
+            cluster->link_timeout_seconds, cluster->link_ping_interval_seconds);
+    return 0;
+}
+
+static bool config_address_is_wildcard(const char *text)
+{
+    static const unsigned char any[sizeof(struct in6_addr)] = {0};
+    unsigned char bytes[sizeof(struct in6_addr)];
+    return config_address_bytes(text, bytes) != AF_UNSPEC && memcmp(bytes, any, sizeof(any)) == 0;
+}
+
+/* Checks for a cluster member only: the listener, its files and peers. */
+static int config_validate_cluster_member(const struct relay_config *config, char *err,
+                                          size_t err_size)
+{
+    const struct relay_cluster_config *cluster = &config->cluster;
+    if (cluster->tls_cert_file == NULL && cluster->secret == NULL && cluster->secret_file == NULL)
+        return config_write_error(err, err_size,
+                                  "cluster: nodes must authenticate each other: set "
+                                  "cluster.secret_file (or cluster.secret), or cluster.tls.cert, "
+                                  "cluster.tls.key and cluster.tls.ca");
+    if (config_validate_readable("cluster.tls.cert", cluster->tls_cert_file, err, err_size) != 0 ||
+        config_validate_readable("cluster.tls.key", cluster->tls_key_file, err, err_size) != 0 ||
+        config_validate_readable("cluster.tls.ca", cluster->tls_ca_file, err, err_size) != 0 ||
+        config_validate_readable("cluster.secret_file", cluster->secret_file, err, err_size) != 0)
+        return -1;
+    if (cluster->port == config->port &&
+        config_listeners_collide(cluster->bind_address, config->bind_address))
+        return config_write_error(
+            err, err_size,
+            "cluster.port %d collides with listen.port (cluster.bind %s, listen.bind %s)",
+            cluster->port, cluster->bind_address, config->bind_address);
+    if (config->admin_enabled && cluster->port == config->admin_port &&
+        config_listeners_collide(cluster->bind_address, config->admin_bind_address))
+        return config_write_error(
+            err, err_size,
+            "cluster.port %d collides with admin.port (cluster.bind %s, admin.bind %s)",
+            cluster->port, cluster->bind_address, config->admin_bind_address);
+    /* Peers cannot dial 0.0.0.0: the URL must be spelled out. */
+    if (cluster->advertise_url == NULL && config_address_is_wildcard(cluster->bind_address))
+        return config_write_error(err, err_size,
+                                  "cluster.advertise must be set when cluster.bind is a wildcard "
+                                  "address (%s): peers need an address they can reach",
+                                  cluster->bind_address);
+    return 0;
+}
+
 int config_validate(const struct relay_config *config, char *err, size_t err_size)
 {
     for (size_t i = 0; i < CONFIG_SETTING_COUNT; i++)
@@ -956,7 +1490,13 @@ int config_validate(const struct relay_config *config, char *err, size_t err_siz
             return -1;
     if (config_validate_tls(&config->tls, err, err_size) != 0)
         return -1;
-    return config_validate_relations(config, err, err_size);
+    if (config_validate_relations(config, err, err_size) != 0)
+        return -1;
+    if (config_validate_cluster_structure(&config->cluster, err, err_size) != 0)
+        return -1;
+    if (config_cluster_enabled(config))
+        return config_validate_cluster_member(config, err, err_size);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -1045,6 +1585,24 @@ static int config_emit_key(yaml_emitter_t *emitter, const char *previous, const 
     }
 }
 
+/* An empty list prints as "[]", others as a block sequence of quoted
+ * strings. */
+static int config_emit_list(yaml_emitter_t *emitter, char *const *list)
+{
+    bool empty = list == NULL || list[0] == NULL;
+    yaml_event_t event;
+    if (!yaml_sequence_start_event_initialize(
+            &event, NULL, NULL, 1, empty ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE) ||
+        !yaml_emitter_emit(emitter, &event))
+        return -1;
+    for (; list != NULL && *list != NULL; list++)
+        if (config_emit_scalar(emitter, *list, strlen(*list), true) != 0)
+            return -1;
+    if (!yaml_sequence_end_event_initialize(&event))
+        return -1;
+    return yaml_emitter_emit(emitter, &event) ? 0 : -1;
+}
+
 static int config_emit_value(yaml_emitter_t *emitter, const struct relay_config *config,
                              const struct config_setting *setting)
 {
@@ -1052,8 +1610,12 @@ static int config_emit_value(yaml_emitter_t *emitter, const struct relay_config 
         const char *text = *config_string_field(config, setting);
         if (text == NULL)
             return config_emit_plain(emitter, "null");
+        if (setting->redacted)
+            return config_emit_plain(emitter, CONFIG_REDACTED);
         return config_emit_scalar(emitter, text, strlen(text), true);
     }
+    if (setting->type == CONFIG_TYPE_ENDPOINTS)
+        return config_emit_list(emitter, *config_list_field(config, setting));
     long long value = config_read_number(config, setting);
     if (setting->type == CONFIG_TYPE_BOOLEAN)
         return config_emit_plain(emitter, value ? "true" : "false");

@@ -37,6 +37,14 @@ static void directory_memory_claim(struct directory *directory, const char *rid,
         callback(context, rid, status, NULL);
 }
 
+/* Nobody else can own an id here: taking over is a plain claim. */
+static void directory_memory_claim_over(struct directory *directory, const char *rid,
+                                        const struct directory_owner *stale_owner,
+                                        directory_callback callback, void *context)
+{
+    directory_memory_claim(directory, rid, callback, context);
+}
+
 static void directory_memory_lookup(struct directory *directory, const char *rid,
                                     directory_callback callback, void *context)
 {
@@ -72,6 +80,7 @@ static void directory_memory_destroy(struct directory *directory)
 static const struct directory_ops directory_memory_ops = {
     .name = "memory",
     .claim = directory_memory_claim,
+    .claim_over = directory_memory_claim_over,
     .lookup = directory_memory_lookup,
     .release = directory_memory_release,
     .is_ready = directory_memory_is_ready,

@@ -402,6 +402,90 @@ static void metrics_render_process(struct metrics_buffer *buffer)
                                     "Number of open file descriptors.", open_fds);
 }
 
+static bool metrics_cluster_enabled;
+static void (*metrics_cluster_extra)(metrics_emit emit, void *buffer);
+
+void metrics_enable_cluster(void (*extra)(metrics_emit emit, void *buffer))
+{
+    metrics_cluster_enabled = true;
+    metrics_cluster_extra = extra;
+}
+
+__attribute__((format(printf, 2, 3))) static void metrics_emit_text(void *buffer,
+                                                                    const char *format, ...)
+{
+    struct metrics_buffer *target = buffer;
+    char line[512];
+    va_list arguments;
+    va_start(arguments, format);
+    int needed = vsnprintf(line, sizeof(line), format, arguments);
+    va_end(arguments);
+    if (needed < 0 || (size_t)needed >= sizeof(line)) {
+        target->failed = true;
+        return;
+    }
+    metrics_buffer_append_format(target, "%s", line);
+}
+
+static void metrics_render_redis_latency(struct metrics_buffer *buffer)
+{
+    const struct cluster_metrics *cluster = &relay_metrics.cluster;
+    uint64_t cumulative = 0;
+    metrics_buffer_append_header(buffer, "relayd_redis_request_duration_seconds", "histogram",
+                                 "Round-trip time of Redis commands.");
+    for (int i = 0; i < REDIS_LATENCY_BUCKET_COUNT; i++) {
+        cumulative += cluster->redis_latency_buckets[i];
+        metrics_buffer_append_format(
+            buffer, "relayd_redis_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+            redis_latency_bucket_bounds[i], (unsigned long long)cumulative);
+    }
+    metrics_buffer_append_format(buffer,
+                                 "relayd_redis_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+                                 "relayd_redis_request_duration_seconds_sum %.9f\n"
+                                 "relayd_redis_request_duration_seconds_count %llu\n",
+                                 (unsigned long long)cluster->redis_latency_count,
+                                 cluster->redis_latency_sum_seconds,
+                                 (unsigned long long)cluster->redis_latency_count);
+}
+
+static void metrics_render_cluster(struct metrics_buffer *buffer)
+{
+    static const char *const remote_results[] = {"paired", "not_found", "busy", "failed"};
+    static const char *const auth_reasons[] = {"bad_secret", "bad_certificate", "protocol",
+                                               "timeout"};
+    const struct cluster_metrics *cluster = &relay_metrics.cluster;
+
+    metrics_buffer_append_gauge(buffer, "relayd_redis_up",
+                                "Whether the Redis master connection is up.",
+                                cluster->redis_connected);
+    metrics_buffer_append_counter(buffer, "relayd_redis_errors_total",
+                                  "Redis commands or connections that failed.",
+                                  cluster->redis_errors_total);
+    metrics_buffer_append_counter(buffer, "relayd_redis_reconnects_total",
+                                  "Connections to Redis re-established.",
+                                  cluster->redis_reconnects_total);
+    metrics_render_redis_latency(buffer);
+    metrics_buffer_append_gauge(buffer, "relayd_claims_held",
+                                "Rendezvous ids this node owns in the directory.",
+                                cluster->claims_held);
+    metrics_buffer_append_gauge(buffer, "relayd_streams_open", "Streams open on inter-node links.",
+                                cluster->streams_open);
+    metrics_buffer_append_header(buffer, "relayd_remote_rendezvous_total", "counter",
+                                 "Streams opened to an owner node, by its answer.");
+    for (int i = 0; i < REMOTE_RESULT_COUNT; i++)
+        metrics_buffer_append_format(buffer, "relayd_remote_rendezvous_total{result=\"%s\"} %llu\n",
+                                     remote_results[i],
+                                     (unsigned long long)cluster->remote_rendezvous_total[i]);
+    metrics_buffer_append_header(buffer, "relayd_link_auth_failures_total", "counter",
+                                 "Inter-node links refused during authentication.");
+    for (int i = 0; i < LINK_AUTH_FAILURE_COUNT; i++)
+        metrics_buffer_append_format(
+            buffer, "relayd_link_auth_failures_total{reason=\"%s\"} %llu\n", auth_reasons[i],
+            (unsigned long long)cluster->link_auth_failures_total[i]);
+    if (metrics_cluster_extra != NULL)
+        metrics_cluster_extra(metrics_emit_text, buffer);
+}
+
 char *metrics_render(size_t *length, int ready)
 {
     struct metrics_buffer buffer;
@@ -412,6 +496,8 @@ char *metrics_render(size_t *length, int ready)
     metrics_render_traffic(&buffer);
     metrics_render_node(&buffer, ready);
     metrics_render_process(&buffer);
+    if (metrics_cluster_enabled)
+        metrics_render_cluster(&buffer);
 
     if (buffer.failed) {
         free(buffer.data);
@@ -419,4 +505,19 @@ char *metrics_render(size_t *length, int ready)
     }
     *length = buffer.length;
     return buffer.data;
+}
+
+const double redis_latency_bucket_bounds[REDIS_LATENCY_BUCKET_COUNT] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0};
+
+void metrics_observe_redis_latency(double seconds)
+{
+    struct cluster_metrics *cluster = &relay_metrics.cluster;
+    for (int i = 0; i < REDIS_LATENCY_BUCKET_COUNT; i++)
+        if (seconds <= redis_latency_bucket_bounds[i]) {
+            cluster->redis_latency_buckets[i]++;
+            break;
+        }
+    cluster->redis_latency_count++;
+    cluster->redis_latency_sum_seconds += seconds;
 }

@@ -22,6 +22,7 @@
 
 #include "admin.h"
 #include "client_port.h"
+#include "cluster_node.h"
 #include "relay/log.h"
 #include "relay/metrics.h"
 #include "server.h"
@@ -77,6 +78,8 @@ static void server_begin_shutdown(void)
         return;
     relay_server.shutting_down = true;
     log_info("shutdown: ending %u session(s)", relay_server.sessions.count);
+    if (relay_server.clustered)
+        cluster_node_stop();
     lws_dll2_foreach_safe(&relay_server.sessions, NULL, server_end_session);
     lws_sul_schedule(relay_server.context, 0, &relay_server.shutdown_timer,
                      server_on_shutdown_deadline,
@@ -124,6 +127,9 @@ static void server_free(void)
     if (relay_server.context != NULL)
         lws_context_destroy(relay_server.context);
     relay_server.context = NULL;
+    /* Links may still hold streams paired through the matchmaker. */
+    if (relay_server.clustered)
+        cluster_node_free();
     matchmaker_free(relay_server.matchmaker);
     relay_server.matchmaker = NULL;
     if (relay_server.directory != NULL)
@@ -139,13 +145,19 @@ static int server_start(const struct relay_config *config)
         log_error("cannot create the event loop");
         return -1;
     }
-    relay_server.directory = directory_memory_new();
-    relay_server.matchmaker =
-        relay_server.directory != NULL ? matchmaker_new(relay_server.directory) : NULL;
+    relay_server.clustered = config_cluster_enabled(config);
+    relay_server.directory = relay_server.clustered
+                                 ? cluster_node_start(relay_server.context, config)
+                                 : directory_memory_new();
+    if (relay_server.directory == NULL)
+        return -1;
+    relay_server.matchmaker = matchmaker_new(relay_server.directory);
     if (relay_server.matchmaker == NULL) {
         log_error("out of memory");
         return -1;
     }
+    if (relay_server.clustered)
+        cluster_node_attach(relay_server.matchmaker);
     relay_server.client_vhost = client_port_start(relay_server.context, config);
     if (relay_server.client_vhost == NULL)
         return -1;

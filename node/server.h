@@ -26,6 +26,7 @@ struct relay_server {
     lws_dll2_owner_t sessions; /* every open client session */
     int connection_count;      /* TCP connections accepted on the client port and not yet closed */
     bool shutting_down;
+    bool clustered; /* a cluster member (cluster/), not a standalone relay */
     lws_sorted_usec_list_t stats_timer;
     lws_sorted_usec_list_t shutdown_timer;
 };

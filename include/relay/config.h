@@ -25,6 +25,40 @@ struct relay_tls_config {
     char *chain_file; /* optional intermediate certificates (PEM) */
 };
 
+/* The federated cluster (cluster/). Cluster mode is on when a Redis master
+ * (redis_host) or a Sentinel master name (sentinel_master) is configured;
+ * otherwise the node is a standalone relay and nothing here is used. */
+struct relay_cluster_config {
+    char *node_id;       /* NULL: "<hostname>-<6 random hex>", chosen at start */
+    char *advertise_url; /* ws[s]://host:port of the cluster port as peers reach it;
+                            NULL: derived from bind and port */
+    char *bind_address;  /* cluster listener */
+    int port;            /* cluster listener port (11062) */
+    char *tls_cert_file; /* this node's certificate (server and client role) */
+    char *tls_key_file;
+    char *tls_ca_file; /* cluster CA: peers' certificates must chain to it */
+    char *secret;      /* shared secret for the HMAC challenge-response */
+    char *secret_file; /* or read from this file (trailing newline stripped) */
+
+    char *redis_host; /* NULL: standalone */
+    int redis_port;
+    char *redis_password;
+    int redis_database;
+    char **sentinels;      /* NULL-terminated list of "host:port", or NULL */
+    char *sentinel_master; /* master name to ask the sentinels for */
+    char *key_prefix;      /* "msr:" */
+    int redis_connect_timeout_ms;
+    int redis_command_timeout_ms;
+
+    int heartbeat_interval_seconds; /* node key refresh */
+    int node_ttl_seconds;           /* node key TTL: dead after this without heartbeat */
+    int claim_ttl_seconds;          /* rdv key TTL, refreshed while the id is in use */
+
+    int link_ping_interval_seconds;  /* link keepalive */
+    int link_timeout_seconds;        /* link closed after this long without any frame */
+    size_t link_stream_window_bytes; /* per-stream credit window */
+};
+
 struct relay_config {
     /* listen: the client-facing WebSocket port */
     char *bind_address; /* IPv4 or IPv6 literal; "0.0.0.0" / "::" for all */
@@ -57,7 +91,12 @@ struct relay_config {
 
     /* shutdown */
     int shutdown_timeout_seconds;
+
+    struct relay_cluster_config cluster;
 };
+
+/* True when the cluster section makes this node a cluster member. */
+bool config_cluster_enabled(const struct relay_config *config);
 
 /* Fill every field with its built-in default (relayd with no arguments
  * serves ws://127.0.0.1:11060, admin on 127.0.0.1:11061). */

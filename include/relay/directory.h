@@ -44,6 +44,12 @@ struct directory_ops {
     /* Claim rid for this node unless a live owner holds it. */
     void (*claim)(struct directory *directory, const char *rid, directory_callback callback,
                   void *context);
+    /* Take rid over from a stale owner: succeeds (DIRECTORY_MINE) only if the
+     * key still names exactly that owner or nobody; otherwise answers the
+     * current owner. Used when the owner answered that it has no such id. */
+    void (*claim_over)(struct directory *directory, const char *rid,
+                       const struct directory_owner *stale_owner, directory_callback callback,
+                       void *context);
     /* Who owns rid, without claiming. */
     void (*lookup)(struct directory *directory, const char *rid, directory_callback callback,
                    void *context);
@@ -70,6 +76,12 @@ static inline void directory_claim(struct directory *d, const char *rid, directo
                                    void *context)
 {
     d->ops->claim(d, rid, cb, context);
+}
+static inline void directory_claim_over(struct directory *d, const char *rid,
+                                        const struct directory_owner *stale_owner,
+                                        directory_callback cb, void *context)
+{
+    d->ops->claim_over(d, rid, stale_owner, cb, context);
 }
 static inline void directory_lookup(struct directory *d, const char *rid, directory_callback cb,
                                     void *context)

@@ -34,6 +34,40 @@ enum match_outcome matchmaker_request(struct matchmaker *matchmaker, struct peer
  * a peer the matchmaker does not know (does nothing). */
 void matchmaker_leave(struct matchmaker *matchmaker, struct peer *peer);
 
+/* --- cluster ---------------------------------------------------------------
+ *
+ * When the directory answers that another node owns an id, the waiting peer
+ * is handed to the cluster, which opens a stream to the owner and returns it
+ * as a peer endpoint; the owner pairs it with its own waiting peer (or not)
+ * and the cluster reports the answer back with matchmaker_remote_answer. */
+
+/* Open a stream to owner on behalf of waiting; returns the stream's peer
+ * endpoint (its rid set), or NULL when it cannot even be queued. */
+typedef struct peer *(*matchmaker_connect_remote)(void *context, struct peer *waiting,
+                                                  const struct directory_owner *owner);
+
+void matchmaker_set_remote_connector(struct matchmaker *matchmaker,
+                                     matchmaker_connect_remote connect, void *context);
+
+enum remote_answer {
+    REMOTE_ANSWER_PAIRED,    /* the owner paired the stream with its waiting peer */
+    REMOTE_ANSWER_NOT_FOUND, /* the owner has no such pending id: take the claim over */
+    REMOTE_ANSWER_BUSY,      /* the id is already paired at the owner: third peer */
+    REMOTE_ANSWER_FAILED,    /* the owner could not be reached: claim again */
+};
+
+/* The owner answered the stream opened for a waiting peer. On anything but
+ * PAIRED the matchmaker forgets the stream (the caller frees it afterwards). */
+void matchmaker_remote_answer(struct matchmaker *matchmaker, struct peer *stream,
+                              enum remote_answer answer);
+
+/* Owner side: a stream from another node presents stream->rid. MATCH_PAIRED
+ * pairs it with the waiting local peer (both notified; the stream's
+ * notify_paired answers PAIRED on the link); MATCH_PENDING means "not
+ * found" (nothing is waiting here: the stream is not kept); MATCH_REFUSED
+ * means the id is paired (busy). */
+enum match_outcome matchmaker_accept_remote(struct matchmaker *matchmaker, struct peer *stream);
+
 /* Counts for the stats line and tests. */
 unsigned long matchmaker_pending_count(const struct matchmaker *matchmaker);
 unsigned long matchmaker_paired_count(const struct matchmaker *matchmaker);

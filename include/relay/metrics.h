@@ -49,6 +49,53 @@ enum limit_kind {
     LIMIT_KIND_COUNT
 };
 
+/* How an OPEN sent to an owner node ended (the arriving peer's side). */
+enum remote_result {
+    REMOTE_PAIRED,    /* owner paired us with its waiting peer */
+    REMOTE_NOT_FOUND, /* owner had no such pending id: stale claim taken over */
+    REMOTE_BUSY,      /* owner's id already paired: third peer ended */
+    REMOTE_FAILED,    /* owner unreachable or link lost before an answer */
+    REMOTE_RESULT_COUNT
+};
+
+/* Why an inter-node link was refused during authentication. */
+enum link_auth_failure {
+    LINK_AUTH_FAILURE_BAD_SECRET,      /* HMAC did not verify */
+    LINK_AUTH_FAILURE_BAD_CERTIFICATE, /* no/invalid client certificate, or it names another node */
+    LINK_AUTH_FAILURE_PROTOCOL,        /* malformed or out-of-order handshake frame */
+    LINK_AUTH_FAILURE_TIMEOUT,         /* handshake not finished in time */
+    LINK_AUTH_FAILURE_COUNT
+};
+
+/* Upper bounds (seconds) of the Redis round-trip histogram; +Inf implied. */
+#define REDIS_LATENCY_BUCKET_COUNT 12
+extern const double redis_latency_bucket_bounds[REDIS_LATENCY_BUCKET_COUNT];
+
+struct cluster_metrics {
+    int64_t redis_connected; /* 1 while the Redis master connection is up */
+    uint64_t redis_errors_total;
+    uint64_t redis_reconnects_total;
+    uint64_t redis_latency_buckets[REDIS_LATENCY_BUCKET_COUNT]; /* cumulative on render */
+    uint64_t redis_latency_count;
+    double redis_latency_sum_seconds;
+    int64_t claims_held; /* rendezvous ids this node owns in Redis */
+    uint64_t remote_rendezvous_total[REMOTE_RESULT_COUNT];
+    uint64_t link_auth_failures_total[LINK_AUTH_FAILURE_COUNT];
+    int64_t streams_open;
+};
+
+/* Appends printf-style text to the exposition being rendered. */
+typedef void (*metrics_emit)(void *buffer, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* In cluster mode: render the cluster families (relay_metrics.cluster) and
+ * call extra (may be NULL) for families only the cluster code can list,
+ * such as one series per inter-node link. */
+void metrics_enable_cluster(void (*extra)(metrics_emit emit, void *buffer));
+
+/* Record one Redis round trip. */
+void metrics_observe_redis_latency(double seconds);
+
 struct relay_metrics {
     /* gauges */
     int64_t connections_awaiting_request; /* open, no valid request yet */
@@ -66,6 +113,8 @@ struct relay_metrics {
     uint64_t frames_dropped_pending_total;
     uint64_t limits_hit_total[LIMIT_KIND_COUNT];
     uint64_t notifications_sent_total;
+
+    struct cluster_metrics cluster;
 };
 
 extern struct relay_metrics relay_metrics;

@@ -33,6 +33,7 @@
 #define HARNESS_READY_TIMEOUT_MS 15000
 #define HARNESS_HTTP_TIMEOUT_MS 3000
 #define HARNESS_HTTP_MAX_BYTES (4 * 1024 * 1024)
+#define HARNESS_MAX_ARGS 32
 
 static int64_t harness_now_ms(void)
 {
@@ -204,6 +205,10 @@ static int harness_prepare(struct harness_relay *relay, const struct harness_con
     if (!file)
         return -1;
     harness_write_config(file, relay, config);
+    if (config->write_extra && config->write_extra(file, relay, config->extra_user) < 0) {
+        fclose(file);
+        return -1;
+    }
     return fclose(file) == 0 ? 0 : -1;
 }
 
@@ -296,11 +301,18 @@ int harness_start_relay(struct harness_relay *relay, const struct harness_config
     relay->tls = config->tls_cert != NULL;
 
     for (attempt = 0; attempt < HARNESS_START_ATTEMPTS; attempt++) {
-        const char *argv[] = {harness_relayd_path(), "--config", relay->config_path, NULL};
+        const char *argv[HARNESS_MAX_ARGS + 4] = {harness_relayd_path(), "--config",
+                                                  relay->config_path};
+        size_t count = 3;
         int ready;
 
         if (harness_prepare(relay, config) < 0)
             return -1;
+        /* after harness_prepare: write_extra may have rewritten them */
+        for (size_t i = 0; config->extra_args && config->extra_args[i] && count < HARNESS_MAX_ARGS;
+             i++)
+            argv[count++] = config->extra_args[i];
+        argv[count] = NULL;
         relay->pid = harness_spawn(argv, relay->stderr_path, -1);
         if (relay->pid < 0) {
             relay->pid = 0;

@@ -17,7 +17,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
+
+struct harness_relay;
 
 /* Settings written into the relay's YAML; zero/NULL leaves the key out so
  * the relay's default applies. */
@@ -36,6 +39,15 @@ struct harness_config {
     const char *tls_key;
     const char *tls_chain;
     const char *log_level; /* default: $RELAY_TEST_LOG_LEVEL, else "info" */
+    /* For the cluster harness: called at every start attempt, after the
+     * client and admin ports were chosen and the YAML above was written, to
+     * pick its own ports and append its own sections (cluster:). Returns 0
+     * or -1 (the start fails). NULL: nothing added. */
+    int (*write_extra)(FILE *file, const struct harness_relay *relay, void *user);
+    void *extra_user;
+    /* More command-line arguments, NULL-ended, read after write_extra ran
+     * (so it may rewrite the strings they point to). NULL: none. */
+    char *const *extra_args;
 };
 
 struct harness_relay {

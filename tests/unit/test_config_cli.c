@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -54,8 +55,14 @@ static void test_no_arguments(void **state)
     assert_false(options.check_config);
     assert_false(options.show_version);
     assert_false(options.show_help);
+    assert_null(options.node_id);
+    assert_int_equal(options.cluster_port, -1);
+    assert_null(options.advertise_url);
+    assert_null(options.redis_address);
+    assert_null(options.cluster_secret_file);
     assert_int_equal(cli_parse(0, argv, &options, err, sizeof(err)), 0);
     assert_int_equal(options.port, -1);
+    assert_int_equal(options.cluster_port, -1);
 }
 
 static void test_config_flag(void **state)
@@ -121,6 +128,44 @@ static void test_log_level_flag(void **state)
     }
 }
 
+static void test_cluster_flags(void **state)
+{
+    struct cli_options options;
+    char err[ERROR_SIZE] = "";
+    assert_int_equal(PARSE(&options, err, "--node-id", "relay-1.eu_west"), 0);
+    assert_string_equal(options.node_id, "relay-1.eu_west");
+    assert_int_equal(
+        PARSE(&options, err,
+              "--node-id=N123456789012345678901234567890123456789012345678901234567890123"),
+        0);
+    assert_int_equal(strlen(options.node_id), 64);
+
+    assert_int_equal(PARSE(&options, err, "--cluster-port", "12062"), 0);
+    assert_int_equal(options.cluster_port, 12062);
+    assert_int_equal(PARSE(&options, err, "--cluster-port=1"), 0);
+    assert_int_equal(options.cluster_port, 1);
+    assert_int_equal(options.port, -1); /* --port is a different flag */
+
+    static const char *const urls[] = {"ws://relay1:11062", "wss://relay1.example.com:443",
+                                       "ws://[::1]:11062", "ws://10.0.0.1:65535"};
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        assert_int_equal(PARSE(&options, err, "--advertise", (char *)urls[i]), 0);
+        assert_string_equal(options.advertise_url, urls[i]);
+    }
+
+    static const char *const redis[] = {"redis:6379", "127.0.0.1:6380", "[::1]:6379",
+                                        "relayd_redis_1.local:1"};
+    for (size_t i = 0; i < sizeof(redis) / sizeof(redis[0]); i++) {
+        assert_int_equal(PARSE(&options, err, "--redis", (char *)redis[i]), 0);
+        assert_string_equal(options.redis_address, redis[i]);
+    }
+
+    assert_int_equal(PARSE(&options, err, "--cluster-secret-file", "/run/secrets/cluster"), 0);
+    assert_string_equal(options.cluster_secret_file, "/run/secrets/cluster");
+    assert_int_equal(PARSE(&options, err, "--cluster-secret-file=secret"), 0);
+    assert_string_equal(options.cluster_secret_file, "secret");
+}
+
 static void test_boolean_flags(void **state)
 {
     struct cli_options options;
@@ -157,6 +202,19 @@ static void test_all_flags_together(void **state)
     assert_true(options.check_config);
     assert_false(options.show_version);
     assert_false(options.show_help);
+
+    assert_int_equal(PARSE(&options, err, "-c", "cluster.yaml", "--node-id", "relay2",
+                           "--cluster-port", "11262", "--advertise", "ws://127.0.0.1:11262",
+                           "--redis", "127.0.0.1:16379", "--cluster-secret-file", "/s", "--port",
+                           "11260"),
+                     0);
+    assert_string_equal(options.config_file, "cluster.yaml");
+    assert_string_equal(options.node_id, "relay2");
+    assert_int_equal(options.cluster_port, 11262);
+    assert_string_equal(options.advertise_url, "ws://127.0.0.1:11262");
+    assert_string_equal(options.redis_address, "127.0.0.1:16379");
+    assert_string_equal(options.cluster_secret_file, "/s");
+    assert_int_equal(options.port, 11260);
 }
 
 static void test_error_bad_values(void **state)
@@ -182,6 +240,59 @@ static void test_error_bad_values(void **state)
     ASSERT_PARSE_ERROR("--config: the file name is empty", "--config", "");
 }
 
+static void test_error_bad_cluster_values(void **state)
+{
+    static const char *const node_ids[] = {
+        "node 1",
+        "a/b",
+        "a:b",
+        "",
+        "n\xc3\xb6"
+        "de",
+        "N1234567890123456789012345678901234567890123456789012345678901234"};
+    for (size_t i = 0; i < sizeof(node_ids) / sizeof(node_ids[0]); i++) {
+        char expected[ERROR_SIZE];
+        snprintf(expected, sizeof(expected),
+                 "--node-id: \"%s\" is not a node id (1..64 letters, digits, '.', '_' or '-')",
+                 node_ids[i]);
+        ASSERT_PARSE_ERROR(expected, "--node-id", (char *)node_ids[i]);
+    }
+
+    ASSERT_PARSE_ERROR("--cluster-port: \"0\" is not a port number (1..65535)", "--cluster-port",
+                       "0");
+    ASSERT_PARSE_ERROR("--cluster-port: \"65536\" is not a port number (1..65535)",
+                       "--cluster-port=65536");
+    ASSERT_PARSE_ERROR("--cluster-port: \"x1\" is not a port number (1..65535)", "--cluster-port",
+                       "x1");
+    ASSERT_PARSE_ERROR("--cluster-port: \"\" is not a port number (1..65535)", "--cluster-port",
+                       "");
+
+    static const char *const urls[] = {
+        "http://relay1:80", "ws://relay1",  "ws://relay1:0", "ws://::1:11062",
+        "ws://relay1:1/",   "relay1:11062", "wss://:443",    ""};
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        char expected[ERROR_SIZE];
+        snprintf(expected, sizeof(expected),
+                 "--advertise: \"%s\" is not ws://host:port or wss://host:port", urls[i]);
+        ASSERT_PARSE_ERROR(expected, "--advertise", (char *)urls[i]);
+    }
+
+    static const char *const redis[] = {
+        "redis",       "redis:", ":6379",           "::1:6379",     "[::1]",      "[::1]:0",
+        "redis:70000", "a b:1",  "[10.0.0.1]:6379", "10.0.0.256:1", "redis:63x9", ""};
+    for (size_t i = 0; i < sizeof(redis) / sizeof(redis[0]); i++) {
+        char expected[ERROR_SIZE];
+        snprintf(expected, sizeof(expected),
+                 "--redis: \"%s\" is not HOST:PORT (a host name or IP address and a port "
+                 "1..65535; IPv6 as [::1]:6379)",
+                 redis[i]);
+        ASSERT_PARSE_ERROR(expected, "--redis", (char *)redis[i]);
+    }
+
+    ASSERT_PARSE_ERROR("--cluster-secret-file: the file name is empty", "--cluster-secret-file",
+                       "");
+}
+
 static void test_error_unknown_flags(void **state)
 {
     ASSERT_PARSE_ERROR("unknown or ambiguous option --bogus (see --help)", "--bogus");
@@ -192,6 +303,10 @@ static void test_error_unknown_flags(void **state)
     ASSERT_PARSE_ERROR("unknown option -p (see --help)", "-p", "80");
     ASSERT_PARSE_ERROR("--help does not take a value", "--help=yes");
     ASSERT_PARSE_ERROR("--check-config does not take a value", "--check-config=1");
+    /* Both cluster flags start with "--cluster-". */
+    ASSERT_PARSE_ERROR("unknown or ambiguous option --cluster (see --help)", "--cluster", "1");
+    ASSERT_PARSE_ERROR("unknown or ambiguous option --redis-host (see --help)", "--redis-host",
+                       "r");
 }
 
 static void test_error_missing_values(void **state)
@@ -201,6 +316,12 @@ static void test_error_missing_values(void **state)
     ASSERT_PARSE_ERROR("--port needs a value (N)", "--port");
     ASSERT_PARSE_ERROR("--bind needs a value (ADDR)", "--bind");
     ASSERT_PARSE_ERROR("--log-level needs a value (LEVEL)", "--log-level");
+    ASSERT_PARSE_ERROR("--node-id needs a value (ID)", "--node-id");
+    ASSERT_PARSE_ERROR("--cluster-port needs a value (N)", "--cluster-port");
+    ASSERT_PARSE_ERROR("--advertise needs a value (URL)", "--advertise");
+    ASSERT_PARSE_ERROR("--redis needs a value (HOST:PORT)", "--redis");
+    ASSERT_PARSE_ERROR("--cluster-secret-file needs a value (FILE)", "--check-config",
+                       "--cluster-secret-file");
 }
 
 static void test_error_stray_arguments(void **state)
@@ -291,6 +412,163 @@ static void test_apply_rejects_bad_options(void **state)
     config_free(&config);
 }
 
+static char *write_secret_file(void)
+{
+    char *path = strdup("/tmp/test_config_cli_secret_XXXXXX");
+    assert_non_null(path);
+    int descriptor = mkstemp(path);
+    assert_true(descriptor >= 0);
+    assert_int_equal(write(descriptor, "s3cret\n", 7), 7);
+    close(descriptor);
+    return path;
+}
+
+/* Several nodes share one file and differ only by flags. */
+static void test_apply_cluster_flags_share_one_file(void **state)
+{
+    static const char yaml[] = "cluster:\n"
+                               "  advertise: ws://relay1:11062\n"
+                               "  redis:\n    host: redis.internal\n    port: 6380\n";
+    char *secret = write_secret_file();
+    char secret_flag[64];
+    snprintf(secret_flag, sizeof(secret_flag), "--cluster-secret-file=%s", secret);
+    static const struct {
+        const char *node_id;
+        const char *client_port;
+        const char *cluster_port;
+        const char *advertise;
+    } nodes[] = {{"relay1", "11160", "11162", "ws://127.0.0.1:11162"},
+                 {"relay2", "11260", "11262", "ws://127.0.0.1:11262"},
+                 {"relay3", "11360", "11362", "ws://[::1]:11362"}};
+    for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++) {
+        struct relay_config config;
+        char err[ERROR_SIZE] = "";
+        config_set_defaults(&config);
+        assert_int_equal(
+            config_load_string(&config, yaml, strlen(yaml), "cluster.yaml", err, sizeof(err)), 0);
+        struct cli_options options;
+        assert_int_equal(PARSE(&options, err, "--node-id", (char *)nodes[i].node_id, "--port",
+                               (char *)nodes[i].client_port, "--cluster-port",
+                               (char *)nodes[i].cluster_port, "--advertise",
+                               (char *)nodes[i].advertise, secret_flag),
+                         0);
+        assert_int_equal(cli_apply(&options, &config, err, sizeof(err)), 0);
+        assert_string_equal(config.cluster.node_id, nodes[i].node_id);
+        assert_int_equal(config.port, atoi(nodes[i].client_port));
+        assert_int_equal(config.cluster.port, atoi(nodes[i].cluster_port));
+        assert_string_equal(config.cluster.advertise_url, nodes[i].advertise);
+        assert_string_equal(config.cluster.secret_file, secret);
+        /* The file's Redis is kept. */
+        assert_string_equal(config.cluster.redis_host, "redis.internal");
+        assert_int_equal(config.cluster.redis_port, 6380);
+        assert_true(config_cluster_enabled(&config));
+        if (config_validate(&config, err, sizeof(err)) != 0)
+            fail_msg("node %zu: %s", i, err);
+        config_free(&config);
+    }
+    unlink(secret);
+    free(secret);
+}
+
+/* A development cluster needs no file at all. */
+static void test_apply_cluster_flags_without_file(void **state)
+{
+    char *secret = write_secret_file();
+    struct relay_config config;
+    char err[ERROR_SIZE] = "";
+    config_set_defaults(&config);
+    assert_false(config_cluster_enabled(&config));
+    struct cli_options options;
+    assert_int_equal(
+        PARSE(&options, err, "--redis", "[::1]:16379", "--cluster-secret-file", secret), 0);
+    assert_int_equal(cli_apply(&options, &config, err, sizeof(err)), 0);
+    assert_true(config_cluster_enabled(&config));
+    assert_string_equal(config.cluster.redis_host, "::1"); /* without the brackets */
+    assert_int_equal(config.cluster.redis_port, 16379);
+    assert_null(config.cluster.node_id); /* chosen at start */
+    assert_int_equal(config.cluster.port, 11062);
+    if (config_validate(&config, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    config_free(&config);
+    unlink(secret);
+    free(secret);
+}
+
+/* A flag replaces the file's other way of saying the same thing. */
+static void test_apply_cluster_flags_replace_alternatives(void **state)
+{
+    static const char yaml[] = "cluster:\n"
+                               "  secret: inline-secret\n"
+                               "  sentinel:\n"
+                               "    master: relayd\n"
+                               "    addresses: [\"s1:26379\", \"s2:26379\"]\n";
+    char *secret = write_secret_file();
+    struct relay_config config;
+    char err[ERROR_SIZE] = "";
+    config_set_defaults(&config);
+    assert_int_equal(
+        config_load_string(&config, yaml, strlen(yaml), "cluster.yaml", err, sizeof(err)), 0);
+    assert_int_equal(config_validate(&config, err, sizeof(err)), 0);
+
+    struct cli_options options;
+    assert_int_equal(PARSE(&options, err, "--redis", "redis.internal:6379"), 0);
+    assert_int_equal(cli_apply(&options, &config, err, sizeof(err)), 0);
+    assert_string_equal(config.cluster.redis_host, "redis.internal");
+    assert_null(config.cluster.sentinel_master);
+    assert_null(config.cluster.sentinels);
+    assert_string_equal(config.cluster.secret, "inline-secret"); /* untouched */
+
+    assert_int_equal(PARSE(&options, err, "--cluster-secret-file", secret), 0);
+    assert_int_equal(cli_apply(&options, &config, err, sizeof(err)), 0);
+    assert_string_equal(config.cluster.secret_file, secret);
+    assert_null(config.cluster.secret);
+    assert_string_equal(config.cluster.redis_host, "redis.internal"); /* untouched */
+    if (config_validate(&config, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    config_free(&config);
+    unlink(secret);
+    free(secret);
+}
+
+static void test_apply_rejects_bad_cluster_options(void **state)
+{
+    static const struct {
+        struct cli_options options;
+        const char *message;
+    } cases[] = {
+        {{.port = -1, .log_level = -1, .cluster_port = 0},
+         "--cluster-port: 0 is out of range (1..65535)"},
+        {{.port = -1, .log_level = -1, .cluster_port = 65536},
+         "--cluster-port: 65536 is out of range (1..65535)"},
+        {{.port = -1, .log_level = -1, .cluster_port = -1, .node_id = "a b"},
+         "--node-id: \"a b\" is not a node id (1..64 letters, digits, '.', '_' or '-')"},
+        {{.port = -1, .log_level = -1, .cluster_port = -1, .advertise_url = "tcp://a:1"},
+         "--advertise: \"tcp://a:1\" is not ws://host:port or wss://host:port"},
+        {{.port = -1, .log_level = -1, .cluster_port = -1, .redis_address = "redis"},
+         "--redis: \"redis\" is not HOST:PORT (a host name or IP address and a port 1..65535; "
+         "IPv6 as [::1]:6379)"},
+        {{.port = -1, .log_level = -1, .cluster_port = -1, .cluster_secret_file = ""},
+         "--cluster-secret-file: the file name is empty"},
+        /* Checked before anything is applied, even a valid --port. */
+        {{.port = 9000, .log_level = -1, .cluster_port = -1, .redis_address = "r:0"},
+         "--redis: \"r:0\" is not HOST:PORT (a host name or IP address and a port 1..65535; "
+         "IPv6 as [::1]:6379)"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct relay_config config;
+        char err[ERROR_SIZE] = "";
+        config_set_defaults(&config);
+        assert_int_equal(cli_apply(&cases[i].options, &config, err, sizeof(err)), -1);
+        assert_string_equal(err, cases[i].message);
+        /* Nothing was applied. */
+        assert_int_equal(config.port, 11060);
+        assert_int_equal(config.cluster.port, 11062);
+        assert_null(config.cluster.redis_host);
+        assert_null(config.cluster.node_id);
+        config_free(&config);
+    }
+}
+
 static void test_usage(void **state)
 {
     char *text = NULL;
@@ -301,11 +579,20 @@ static void test_usage(void **state)
     assert_int_equal(fclose(out), 0);
 
     static const char *const expected[] = {
-        "Usage: relayd [options]\n", "With no arguments relayd serves ws://127.0.0.1:11060",
-        "\n  -c, --config FILE ",    "\n      --bind ADDR ",
-        "\n      --port N ",         "\n      --log-level LEVEL ",
-        "\n      --check-config ",   "\n  -V, --version ",
+        "Usage: relayd [options]\n",
+        "With no arguments relayd serves ws://127.0.0.1:11060",
+        "\n  -c, --config FILE ",
+        "\n      --bind ADDR ",
+        "\n      --port N ",
+        "\n      --log-level LEVEL ",
+        "\n      --check-config ",
+        "\n  -V, --version ",
         "\n  -h, --help ",
+        "\n      --node-id ID ",
+        "\n      --cluster-port N ",
+        "\n      --advertise URL ",
+        "\n      --redis HOST:PORT ",
+        "\n      --cluster-secret-file FILE ",
     };
     for (size_t i = 0; i < sizeof(expected) / sizeof(expected[0]); i++)
         if (strstr(text, expected[i]) == NULL)
@@ -315,7 +602,7 @@ static void test_usage(void **state)
     for (const char *line = text; line != NULL; line = strchr(line + 1, '\n'))
         if (strncmp(line, "\n  -", 4) == 0 || strncmp(line, "\n      --", 9) == 0)
             flag_lines++;
-    assert_int_equal(flag_lines, 7);
+    assert_int_equal(flag_lines, 12);
     free(text);
 }
 
@@ -327,9 +614,11 @@ int main(void)
         cmocka_unit_test(test_bind_flag),
         cmocka_unit_test(test_port_flag),
         cmocka_unit_test(test_log_level_flag),
+        cmocka_unit_test(test_cluster_flags),
         cmocka_unit_test(test_boolean_flags),
         cmocka_unit_test(test_all_flags_together),
         cmocka_unit_test(test_error_bad_values),
+        cmocka_unit_test(test_error_bad_cluster_values),
         cmocka_unit_test(test_error_unknown_flags),
         cmocka_unit_test(test_error_missing_values),
         cmocka_unit_test(test_error_stray_arguments),
@@ -337,6 +626,10 @@ int main(void)
         cmocka_unit_test(test_apply_overrides_file),
         cmocka_unit_test(test_apply_without_flags_changes_nothing),
         cmocka_unit_test(test_apply_rejects_bad_options),
+        cmocka_unit_test(test_apply_cluster_flags_share_one_file),
+        cmocka_unit_test(test_apply_cluster_flags_without_file),
+        cmocka_unit_test(test_apply_cluster_flags_replace_alternatives),
+        cmocka_unit_test(test_apply_rejects_bad_cluster_options),
         cmocka_unit_test(test_usage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

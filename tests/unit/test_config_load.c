@@ -37,6 +37,51 @@ static void assert_optional_string_equal(const char *actual, const char *expecte
     }
 }
 
+static void assert_list_equal(char *const *actual, char *const *expected)
+{
+    /* An empty list is always NULL. */
+    if (expected == NULL) {
+        assert_null(actual);
+        return;
+    }
+    assert_non_null(actual);
+    size_t i = 0;
+    for (; expected[i] != NULL; i++) {
+        assert_non_null(actual[i]);
+        assert_string_equal(actual[i], expected[i]);
+    }
+    assert_null(actual[i]);
+}
+
+static void assert_cluster_equal(const struct relay_cluster_config *actual,
+                                 const struct relay_cluster_config *expected)
+{
+    assert_optional_string_equal(actual->node_id, expected->node_id);
+    assert_optional_string_equal(actual->advertise_url, expected->advertise_url);
+    assert_optional_string_equal(actual->bind_address, expected->bind_address);
+    assert_int_equal(actual->port, expected->port);
+    assert_optional_string_equal(actual->tls_cert_file, expected->tls_cert_file);
+    assert_optional_string_equal(actual->tls_key_file, expected->tls_key_file);
+    assert_optional_string_equal(actual->tls_ca_file, expected->tls_ca_file);
+    assert_optional_string_equal(actual->secret, expected->secret);
+    assert_optional_string_equal(actual->secret_file, expected->secret_file);
+    assert_optional_string_equal(actual->redis_host, expected->redis_host);
+    assert_int_equal(actual->redis_port, expected->redis_port);
+    assert_optional_string_equal(actual->redis_password, expected->redis_password);
+    assert_int_equal(actual->redis_database, expected->redis_database);
+    assert_list_equal(actual->sentinels, expected->sentinels);
+    assert_optional_string_equal(actual->sentinel_master, expected->sentinel_master);
+    assert_optional_string_equal(actual->key_prefix, expected->key_prefix);
+    assert_int_equal(actual->redis_connect_timeout_ms, expected->redis_connect_timeout_ms);
+    assert_int_equal(actual->redis_command_timeout_ms, expected->redis_command_timeout_ms);
+    assert_int_equal(actual->heartbeat_interval_seconds, expected->heartbeat_interval_seconds);
+    assert_int_equal(actual->node_ttl_seconds, expected->node_ttl_seconds);
+    assert_int_equal(actual->claim_ttl_seconds, expected->claim_ttl_seconds);
+    assert_int_equal(actual->link_ping_interval_seconds, expected->link_ping_interval_seconds);
+    assert_int_equal(actual->link_timeout_seconds, expected->link_timeout_seconds);
+    assert_int_equal(actual->link_stream_window_bytes, expected->link_stream_window_bytes);
+}
+
 static void assert_config_equal(const struct relay_config *actual,
                                 const struct relay_config *expected)
 {
@@ -61,6 +106,7 @@ static void assert_config_equal(const struct relay_config *actual,
     assert_optional_string_equal(actual->log_file, expected->log_file);
     assert_int_equal(actual->stats_interval_seconds, expected->stats_interval_seconds);
     assert_int_equal(actual->shutdown_timeout_seconds, expected->shutdown_timeout_seconds);
+    assert_cluster_equal(&actual->cluster, &expected->cluster);
 }
 
 /* A rejected load must report exactly `expected` and change nothing. */
@@ -99,8 +145,49 @@ static char *print_to_string(const struct relay_config *config)
     return text;
 }
 
-/* A configuration with every setting away from its default. */
-static void set_custom_config(struct relay_config *config)
+/* Loads YAML over the current values, failing the test on error. */
+static void load_over(struct relay_config *config, const char *yaml)
+{
+    char err[ERROR_SIZE] = "";
+    if (load_text(config, yaml, err) != 0)
+        fail_msg("unexpected error: %s", err);
+}
+
+/* The cluster section with every setting away from its default. Lists have
+ * no setter, so the list comes from YAML. */
+static void set_custom_cluster(struct relay_config *config)
+{
+    struct relay_cluster_config *cluster = &config->cluster;
+    config_set_string(&cluster->node_id, "relay-1.eu_west");
+    config_set_string(&cluster->advertise_url, "wss://relay1.example.com:8443");
+    config_set_string(&cluster->bind_address, "::");
+    cluster->port = 9443;
+    config_set_string(&cluster->tls_cert_file, "/etc/relayd/cluster/node.crt");
+    config_set_string(&cluster->tls_key_file, "/etc/relayd/cluster/node.key");
+    config_set_string(&cluster->tls_ca_file, "/etc/relayd/cluster/ca.crt");
+    config_set_string(&cluster->secret, "s3cret-inline");
+    config_set_string(&cluster->secret_file, "/etc/relayd/cluster/secret");
+    config_set_string(&cluster->redis_host, "redis.example.com");
+    cluster->redis_port = 6380;
+    config_set_string(&cluster->redis_password, "hunter2-password");
+    cluster->redis_database = 3;
+    config_set_string(&cluster->sentinel_master, "relayd-master");
+    config_set_string(&cluster->key_prefix, "relay:");
+    cluster->redis_connect_timeout_ms = 500;
+    cluster->redis_command_timeout_ms = 3000;
+    cluster->heartbeat_interval_seconds = 2;
+    cluster->node_ttl_seconds = 10;
+    cluster->claim_ttl_seconds = 7200;
+    cluster->link_ping_interval_seconds = 10;
+    cluster->link_timeout_seconds = 30;
+    cluster->link_stream_window_bytes = 1024 * 1024;
+    load_over(config, "cluster:\n  sentinel:\n    addresses: [\"s1:26379\", \"10.0.0.2:26380\", "
+                      "\"[::1]:26381\"]\n");
+}
+
+/* A configuration with every setting outside cluster: away from its
+ * default. */
+static void set_custom_standalone(struct relay_config *config)
 {
     config_set_defaults(config);
     config_set_string(&config->bind_address, "::");
@@ -124,6 +211,13 @@ static void set_custom_config(struct relay_config *config)
     config_set_string(&config->log_file, "/var/log/relayd.log");
     config->stats_interval_seconds = 0;
     config->shutdown_timeout_seconds = 30;
+}
+
+/* A configuration with every setting away from its default. */
+static void set_custom_config(struct relay_config *config)
+{
+    set_custom_standalone(config);
+    set_custom_cluster(config);
 }
 
 /* ------------------------------------------------------------------------
@@ -156,10 +250,38 @@ static void test_defaults(void **state)
     assert_int_equal(config.stats_interval_seconds, 60);
     assert_int_equal(config.shutdown_timeout_seconds, 5);
 
+    const struct relay_cluster_config *cluster = &config.cluster;
+    assert_null(cluster->node_id);
+    assert_null(cluster->advertise_url);
+    assert_string_equal(cluster->bind_address, "127.0.0.1");
+    assert_int_equal(cluster->port, 11062);
+    assert_null(cluster->tls_cert_file);
+    assert_null(cluster->tls_key_file);
+    assert_null(cluster->tls_ca_file);
+    assert_null(cluster->secret);
+    assert_null(cluster->secret_file);
+    assert_null(cluster->redis_host);
+    assert_int_equal(cluster->redis_port, 6379);
+    assert_null(cluster->redis_password);
+    assert_int_equal(cluster->redis_database, 0);
+    assert_null(cluster->sentinels);
+    assert_null(cluster->sentinel_master);
+    assert_string_equal(cluster->key_prefix, "msr:");
+    assert_int_equal(cluster->redis_connect_timeout_ms, 2000);
+    assert_int_equal(cluster->redis_command_timeout_ms, 2000);
+    assert_int_equal(cluster->heartbeat_interval_seconds, 1);
+    assert_int_equal(cluster->node_ttl_seconds, 5);
+    assert_int_equal(cluster->claim_ttl_seconds, 60);
+    assert_int_equal(cluster->link_ping_interval_seconds, 5);
+    assert_int_equal(cluster->link_timeout_seconds, 15);
+    assert_int_equal(cluster->link_stream_window_bytes, 262144);
+    assert_false(config_cluster_enabled(&config));
+
     char err[ERROR_SIZE] = "";
     assert_int_equal(config_validate(&config, err, sizeof(err)), 0);
     config_free(&config);
     assert_null(config.bind_address);
+    assert_null(config.cluster.key_prefix);
     config_free(&config); /* twice is harmless */
 }
 
@@ -199,6 +321,75 @@ static void test_tls_example_file_loads(void **state)
     assert_int_equal(config_validate(&config, err, sizeof(err)), -1);
     assert_string_equal(err, "listen.tls.cert: cannot read \"/etc/relayd/tls/cert.pem\": No such "
                              "file or directory");
+    config_free(&config);
+}
+
+static void test_cluster_example_files_load(void **state)
+{
+    struct relay_config config;
+    char err[ERROR_SIZE] = "";
+    config_set_defaults(&config);
+    int result =
+        config_load_file(&config, RELAY_SOURCE_DIR "/conf/cluster-node.yaml", err, sizeof(err));
+    if (result != 0)
+        fail_msg("conf/cluster-node.yaml: %s", err);
+    assert_true(config_cluster_enabled(&config));
+    assert_null(config.cluster.node_id);
+    assert_string_equal(config.cluster.advertise_url, "ws://relay1.internal:11062");
+    assert_string_equal(config.cluster.bind_address, "::");
+    assert_int_equal(config.cluster.port, 11062);
+    assert_string_equal(config.cluster.secret_file, "/etc/relayd/cluster/secret");
+    assert_null(config.cluster.secret);
+    assert_string_equal(config.cluster.redis_host, "redis.internal");
+    assert_int_equal(config.cluster.redis_connect_timeout_ms, 2000);
+    assert_null(config.cluster.sentinels);
+    /* The secret file does not exist on a build machine. */
+    assert_int_equal(config_validate(&config, err, sizeof(err)), -1);
+    assert_string_equal(err, "cluster.secret_file: cannot read \"/etc/relayd/cluster/secret\": No "
+                             "such file or directory");
+    config_free(&config);
+
+    config_set_defaults(&config);
+    result =
+        config_load_file(&config, RELAY_SOURCE_DIR "/conf/cluster-sentinel.yaml", err, sizeof(err));
+    if (result != 0)
+        fail_msg("conf/cluster-sentinel.yaml: %s", err);
+    assert_true(config_cluster_enabled(&config));
+    assert_string_equal(config.cluster.node_id, "relay1");
+    assert_string_equal(config.cluster.advertise_url, "wss://relay1.internal:11062");
+    assert_null(config.cluster.redis_host);
+    assert_string_equal(config.cluster.sentinel_master, "relayd");
+    assert_list_equal(config.cluster.sentinels,
+                      (char *const[]){"sentinel1.internal:26379", "sentinel2.internal:26379",
+                                      "[2001:db8::13]:26379", NULL});
+    assert_string_equal(config.cluster.tls_cert_file, "/etc/relayd/cluster/node.crt");
+    assert_string_equal(config.cluster.tls_key_file, "/etc/relayd/cluster/node.key");
+    assert_string_equal(config.cluster.tls_ca_file, "/etc/relayd/cluster/ca.crt");
+    assert_null(config.cluster.secret_file);
+    assert_int_equal(config_validate(&config, err, sizeof(err)), -1);
+    assert_string_equal(err, "listen.tls.cert: cannot read \"/etc/relayd/tls/fullchain.pem\": No "
+                             "such file or directory");
+    config_free(&config);
+
+    /* docker-compose.yml's file: the identity comes from flags. */
+    config_set_defaults(&config);
+    result = config_load_file(&config, RELAY_SOURCE_DIR "/conf/cluster-node-docker.yaml", err,
+                              sizeof(err));
+    if (result != 0)
+        fail_msg("conf/cluster-node-docker.yaml: %s", err);
+    assert_true(config_cluster_enabled(&config));
+    assert_string_equal(config.bind_address, "0.0.0.0");
+    assert_string_equal(config.admin_bind_address, "0.0.0.0");
+    assert_string_equal(config.cluster.bind_address, "0.0.0.0");
+    assert_null(config.cluster.advertise_url);
+    assert_string_equal(config.cluster.redis_host, "redis");
+    assert_string_equal(config.cluster.secret_file, "/run/secrets/cluster_secret");
+    config_set_string(&config.cluster.secret_file, RELAY_SOURCE_DIR "/conf/cluster-secret.example");
+    assert_int_equal(config_validate(&config, err, sizeof(err)), -1);
+    assert_string_equal(err, "cluster.advertise must be set when cluster.bind is a wildcard "
+                             "address (0.0.0.0): peers need an address they can reach");
+    config_set_string(&config.cluster.advertise_url, "ws://relay1:11062");
+    assert_int_equal(config_validate(&config, err, sizeof(err)), 0);
     config_free(&config);
 }
 
@@ -259,7 +450,37 @@ static void test_load_every_setting(void **state)
                                "  file: /var/log/relayd.log\n"
                                "  stats_interval: 0\n"
                                "shutdown:\n"
-                               "  timeout: 30s\n";
+                               "  timeout: 30s\n"
+                               "cluster:\n"
+                               "  node_id: relay-1.eu_west\n"
+                               "  advertise: wss://relay1.example.com:8443\n"
+                               "  bind: \"::\"\n"
+                               "  port: 9443\n"
+                               "  tls: {cert: /etc/relayd/cluster/node.crt, key: "
+                               "/etc/relayd/cluster/node.key, ca: /etc/relayd/cluster/ca.crt}\n"
+                               "  secret: s3cret-inline\n"
+                               "  secret_file: /etc/relayd/cluster/secret\n"
+                               "  heartbeat_interval: 2s\n"
+                               "  node_ttl: 10\n"
+                               "  claim_ttl: 2h\n"
+                               "  link:\n"
+                               "    ping_interval: 10s\n"
+                               "    timeout: 30s\n"
+                               "    stream_window: 1MiB\n"
+                               "  redis:\n"
+                               "    host: redis.example.com\n"
+                               "    port: 6380\n"
+                               "    password: hunter2-password\n"
+                               "    database: 3\n"
+                               "    key_prefix: \"relay:\"\n"
+                               "    connect_timeout: 500ms\n"
+                               "    command_timeout: 3s\n"
+                               "  sentinel:\n"
+                               "    master: relayd-master\n"
+                               "    addresses:\n"
+                               "      - s1:26379\n"
+                               "      - 10.0.0.2:26380\n"
+                               "      - \"[::1]:26381\"\n";
     struct relay_config loaded;
     struct relay_config expected;
     load_ok(&loaded, yaml);
@@ -417,6 +638,164 @@ static void test_aliases_are_resolved(void **state)
                      "keepalive:\n  ping_timeout: *timeout\n");
     assert_int_equal(config.handshake_timeout_seconds, 20);
     assert_int_equal(config.ping_timeout_seconds, 20);
+    config_free(&config);
+}
+
+/* ------------------------------------------------------------------------
+ * Cluster values
+ * ------------------------------------------------------------------------ */
+
+static void test_cluster_enabled(void **state)
+{
+    struct relay_config config;
+    load_ok(&config, "cluster:\n  node_id: a\n  secret: x\n  redis: {port: 1}\n");
+    assert_false(config_cluster_enabled(&config));
+    load_over(&config, "cluster:\n  redis:\n    host: redis\n");
+    assert_true(config_cluster_enabled(&config));
+    load_over(&config, "cluster:\n  redis:\n    host: null\n");
+    assert_false(config_cluster_enabled(&config));
+    load_over(&config, "cluster:\n  sentinel:\n    master: relayd\n");
+    assert_true(config_cluster_enabled(&config));
+    /* Sentinel addresses alone do not make a member (validation refuses them). */
+    load_over(&config, "cluster:\n  sentinel:\n    master: null\n    addresses: [\"s:1\"]\n");
+    assert_false(config_cluster_enabled(&config));
+    config_free(&config);
+}
+
+static void test_milliseconds(void **state)
+{
+    static const struct {
+        const char *text;
+        int milliseconds;
+    } cases[] = {{"2000", 2000}, {"500ms", 500},    {"2s", 2000},     {"'750ms'", 750},
+                 {"10ms", 10},   {"60s", 60000},    {"60000", 60000}, {"\"1s\"", 1000},
+                 {"10", 10},     {"0000250ms", 250}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[128];
+        snprintf(yaml, sizeof(yaml), "cluster:\n  redis:\n    command_timeout: %s\n",
+                 cases[i].text);
+        struct relay_config config;
+        load_ok(&config, yaml);
+        assert_int_equal(config.cluster.redis_command_timeout_ms, cases[i].milliseconds);
+        assert_int_equal(config.cluster.redis_connect_timeout_ms, 2000);
+        config_free(&config);
+    }
+}
+
+static void test_hosts(void **state)
+{
+    static const char *const hosts[] = {
+        "redis",
+        "redis.example.com",
+        "relayd_redis_1",
+        "10.0.0.5",
+        "::1",
+        "'2001:db8::1'",
+        "a-b.c",
+        "0redis",
+        "r.1a",
+        "\"localhost\"",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.b"};
+    static const char *const expected[] = {
+        "redis",
+        "redis.example.com",
+        "relayd_redis_1",
+        "10.0.0.5",
+        "::1",
+        "2001:db8::1",
+        "a-b.c",
+        "0redis",
+        "r.1a",
+        "localhost",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.b"};
+    for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+        char yaml[256];
+        snprintf(yaml, sizeof(yaml), "cluster:\n  redis:\n    host: %s\n", hosts[i]);
+        struct relay_config config;
+        load_ok(&config, yaml);
+        assert_string_equal(config.cluster.redis_host, expected[i]);
+        config_free(&config);
+    }
+}
+
+static void test_node_ids_and_urls(void **state)
+{
+    struct relay_config config;
+    load_ok(&config, "cluster:\n  node_id: relay-1.eu_west\n  advertise: ws://relay1:11062\n");
+    assert_string_equal(config.cluster.node_id, "relay-1.eu_west");
+    assert_string_equal(config.cluster.advertise_url, "ws://relay1:11062");
+    static const char *const urls[] = {"wss://relay1.example.com:443", "ws://[::1]:11062",
+                                       "ws://10.0.0.1:1", "wss://relay_1:65535",
+                                       "ws://[fe80::1]:00080"};
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        char yaml[128];
+        snprintf(yaml, sizeof(yaml), "cluster:\n  advertise: \"%s\"\n", urls[i]);
+        load_over(&config, yaml);
+        assert_string_equal(config.cluster.advertise_url, urls[i]);
+    }
+    /* The longest node id. */
+    load_over(&config, "cluster:\n  node_id: "
+                       "N123456789012345678901234567890123456789012345678901234567890123\n");
+    assert_int_equal(strlen(config.cluster.node_id), 64);
+    load_over(&config, "cluster:\n  node_id: null\n  advertise: ~\n");
+    assert_null(config.cluster.node_id);
+    assert_null(config.cluster.advertise_url);
+    config_free(&config);
+}
+
+static void test_key_prefix_and_secrets(void **state)
+{
+    struct relay_config config;
+    load_ok(&config, "cluster:\n  secret: 'a secret: with spaces'\n"
+                     "  redis: {password: \"p@ss word\", key_prefix: \"{relay}:\"}\n");
+    assert_string_equal(config.cluster.secret, "a secret: with spaces");
+    assert_string_equal(config.cluster.redis_password, "p@ss word");
+    assert_string_equal(config.cluster.key_prefix, "{relay}:");
+    load_over(&config, "cluster:\n  secret: null\n  redis:\n    password: ~\n    key_prefix: a\n");
+    assert_null(config.cluster.secret);
+    assert_null(config.cluster.redis_password);
+    assert_string_equal(config.cluster.key_prefix, "a");
+    config_free(&config);
+}
+
+static void test_endpoint_lists(void **state)
+{
+    struct relay_config config;
+    load_ok(&config, "cluster:\n  sentinel:\n    addresses:\n"
+                     "      - sentinel1:26379\n"
+                     "      - 10.0.0.2:26380\n"
+                     "      - \"[::1]:26381\"\n"
+                     "      - '[2001:db8::7]:1'\n"
+                     "      - relayd_sentinel_1.local:65535\n");
+    assert_list_equal(config.cluster.sentinels,
+                      (char *const[]){"sentinel1:26379", "10.0.0.2:26380", "[::1]:26381",
+                                      "[2001:db8::7]:1", "relayd_sentinel_1.local:65535", NULL});
+    /* A later file replaces the whole list. */
+    load_over(&config, "cluster:\n  sentinel:\n    addresses: [\"only:1\"]\n");
+    assert_list_equal(config.cluster.sentinels, (char *const[]){"only:1", NULL});
+    /* Other keys leave it alone. */
+    load_over(&config, "cluster:\n  sentinel:\n    master: m\n");
+    assert_list_equal(config.cluster.sentinels, (char *const[]){"only:1", NULL});
+    /* A failed load leaves it alone too, wherever it fails. */
+    char err[ERROR_SIZE] = "";
+    assert_int_equal(
+        load_text(&config, "cluster:\n  sentinel:\n    addresses: [\"a:1\", x]\n", err), -1);
+    assert_int_equal(
+        load_text(&config, "cluster:\n  sentinel:\n    addresses: [\"a:1\"]\n  bogus: 1\n", err),
+        -1);
+    assert_list_equal(config.cluster.sentinels, (char *const[]){"only:1", NULL});
+    /* Empty and null lists are the same: NULL. */
+    static const char *const empty[] = {"[]", "null", "~", ""};
+    for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
+        char yaml[128];
+        snprintf(yaml, sizeof(yaml), "cluster:\n  sentinel:\n    addresses: %s\n", empty[i]);
+        load_over(&config, "cluster:\n  sentinel:\n    addresses: [\"a:1\"]\n");
+        load_over(&config, yaml);
+        assert_null(config.cluster.sentinels);
+    }
+    /* Aliases resolve inside lists. */
+    load_over(&config, "cluster:\n  sentinel:\n    master: &m \"s:1\"\n    addresses: [*m, *m]\n");
+    assert_list_equal(config.cluster.sentinels, (char *const[]){"s:1", "s:1", NULL});
     config_free(&config);
 }
 
@@ -687,6 +1066,282 @@ static void test_error_strings(void **state)
                       "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\"");
 }
 
+static void test_error_cluster_numbers(void **state)
+{
+    assert_load_error("cluster:\n  port: 70000\n",
+                      "test.yaml:2:9: cluster.port: 70000 is out of range (1..65535)");
+    assert_load_error("cluster:\n  heartbeat_interval: 0\n",
+                      "test.yaml:2:23: cluster.heartbeat_interval: 0 is out of range (1..60)");
+    assert_load_error("cluster:\n  heartbeat_interval: 2m\n",
+                      "test.yaml:2:23: cluster.heartbeat_interval: 2m is out of range (1..60)");
+    assert_load_error("cluster:\n  node_ttl: 1\n",
+                      "test.yaml:2:13: cluster.node_ttl: 1 is out of range (2..600)");
+    assert_load_error("cluster:\n  claim_ttl: 4s\n",
+                      "test.yaml:2:14: cluster.claim_ttl: 4s is out of range (5..86400)");
+    assert_load_error("cluster:\n  claim_ttl: 25h\n",
+                      "test.yaml:2:14: cluster.claim_ttl: 25h is out of range (5..86400)");
+    assert_load_error("cluster:\n  link:\n    ping_interval: 0s\n",
+                      "test.yaml:3:20: cluster.link.ping_interval: 0s is out of range (1..3600)");
+    assert_load_error("cluster:\n  link:\n    timeout: 1\n",
+                      "test.yaml:3:14: cluster.link.timeout: 1 is out of range (2..3600)");
+    assert_load_error("cluster:\n  link:\n    stream_window: 1KiB\n",
+                      "test.yaml:3:20: cluster.link.stream_window: 1KiB is out of range "
+                      "(4096..67108864)");
+    assert_load_error("cluster:\n  link:\n    stream_window: 65MiB\n",
+                      "test.yaml:3:20: cluster.link.stream_window: 65MiB is out of range "
+                      "(4096..67108864)");
+    assert_load_error("cluster:\n  redis:\n    port: 0\n",
+                      "test.yaml:3:11: cluster.redis.port: 0 is out of range (1..65535)");
+    assert_load_error("cluster:\n  redis:\n    database: 1001\n",
+                      "test.yaml:3:15: cluster.redis.database: 1001 is out of range (0..1000)");
+    assert_load_error("cluster:\n  redis:\n    database: \"1\"\n",
+                      "test.yaml:3:15: cluster.redis.database: expected an integer, got a quoted "
+                      "string \"1\"");
+}
+
+static void test_error_milliseconds(void **state)
+{
+    static const struct {
+        const char *text;
+        const char *message;
+    } cases[] = {
+        {"5ms", "5ms is out of range (10..60000)"},
+        {"9", "9 is out of range (10..60000)"},
+        {"61s", "61s is out of range (10..60000)"},
+        {"60001ms", "60001ms is out of range (10..60000)"},
+        {"-5", "-5 is out of range (10..60000)"},
+        {"99999999999999999999s", "99999999999999999999s is out of range (10..60000)"},
+        {"1m", "expected a duration in milliseconds (an integer, optionally with an ms or s "
+               "suffix), got \"1m\""},
+        {"1.5s", "expected a duration in milliseconds (an integer, optionally with an ms or s "
+                 "suffix), got \"1.5s\""},
+        {"500 ms", "expected a duration in milliseconds (an integer, optionally with an ms or s "
+                   "suffix), got \"500 ms\""},
+        {"2MS", "expected a duration in milliseconds (an integer, optionally with an ms or s "
+                "suffix), got \"2MS\""},
+        {"~", "expected a duration in milliseconds (an integer, optionally with an ms or s "
+              "suffix), got null"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[128];
+        char expected[ERROR_SIZE];
+        snprintf(yaml, sizeof(yaml), "cluster:\n  redis:\n    connect_timeout: %s\n",
+                 cases[i].text);
+        snprintf(expected, sizeof(expected), "test.yaml:3:22: cluster.redis.connect_timeout: %s",
+                 cases[i].message);
+        assert_load_error(yaml, expected);
+    }
+}
+
+static void test_error_hosts(void **state)
+{
+    static const struct {
+        const char *text;
+        const char *got;
+    } cases[] = {
+        {"a b", "\"a b\""},
+        {"-redis", "\"-redis\""},
+        {"redis-", "\"redis-\""},
+        {"10.0.0.256", "\"10.0.0.256\""},
+        {"1.2", "\"1.2\""},
+        {"\"[::1]\"", "a quoted string \"[::1]\""},
+        {"a..b", "\"a..b\""},
+        {".redis", "\".redis\""},
+        {"redis.", "\"redis.\""},
+        {"redis:6379", "\"redis:6379\""},
+        {"r\xc3\xa9"
+         "dis",
+         "\"r\xc3\xa9"
+         "dis\""},
+        {"[a]", "a sequence"},
+        /* A label of 64 characters. */
+        {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.b",
+         "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[256];
+        char expected[ERROR_SIZE];
+        snprintf(yaml, sizeof(yaml), "cluster:\n  redis:\n    host: %s\n", cases[i].text);
+        snprintf(expected, sizeof(expected),
+                 "test.yaml:3:11: cluster.redis.host: expected a host name or an IP address, got "
+                 "%s",
+                 cases[i].got);
+        assert_load_error(yaml, expected);
+    }
+    assert_load_error("cluster:\n  redis:\n    host: \"\"\n",
+                      "test.yaml:3:11: cluster.redis.host: must not be empty (write null to leave "
+                      "it unset)");
+    /* 254 characters in all, in labels of 63. */
+    char yaml[512];
+    char name[300];
+    snprintf(name, sizeof(name), "%.63s.%.63s.%.63s.%.61s",
+             "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+             "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+             "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+             "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+    assert_int_equal(strlen(name), 253);
+    struct relay_config config;
+    snprintf(yaml, sizeof(yaml), "cluster:\n  redis:\n    host: %s\n", name);
+    load_ok(&config, yaml);
+    config_free(&config);
+    snprintf(yaml, sizeof(yaml), "cluster:\n  redis:\n    host: %sb\n", name);
+    assert_load_error(yaml, "test.yaml:3:11: cluster.redis.host: expected a host name or an IP "
+                            "address, got \"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb...\"");
+}
+
+static void test_error_node_ids_and_urls(void **state)
+{
+    static const char name_error[] =
+        "test.yaml:2:12: cluster.node_id: expected a name of letters, digits, '.', '_' and '-', "
+        "got ";
+    static const struct {
+        const char *text;
+        const char *got;
+    } names[] = {{"node 1", "\"node 1\""},
+                 {"n\xc3\xb6"
+                  "de",
+                  "\"n\xc3\xb6"
+                  "de\""},
+                 {"a/b", "\"a/b\""},
+                 {"a:b", "\"a:b\""},
+                 {"{a: 1}", "a mapping"}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char yaml[128];
+        char expected[ERROR_SIZE];
+        snprintf(yaml, sizeof(yaml), "cluster:\n  node_id: %s\n", names[i].text);
+        snprintf(expected, sizeof(expected), "%s%s", name_error, names[i].got);
+        assert_load_error(yaml, expected);
+    }
+    assert_load_error("cluster:\n  node_id: "
+                      "N1234567890123456789012345678901234567890123456789012345678901234\n",
+                      "test.yaml:2:12: cluster.node_id: longer than 64 characters");
+    assert_load_error("cluster:\n  node_id: ''\n",
+                      "test.yaml:2:12: cluster.node_id: must not be empty (write null to leave it "
+                      "unset)");
+
+    static const char *const urls[] = {
+        "http://x:1",    "ws://x",          "ws://x:0",  "ws://x:65536", "ws://::1:11062",
+        "ws://x:11062/", "wss://:443",      "WS://x:1",  "ws://x:1 ",    "ws:/x:1",
+        "ws://[x]:1",    "ws://[::1]11062", "ws://x:-1", "ws://a b:1",   "x:1",
+    };
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        char yaml[128];
+        char expected[ERROR_SIZE];
+        snprintf(yaml, sizeof(yaml), "cluster:\n  advertise: \"%s\"\n", urls[i]);
+        snprintf(expected, sizeof(expected),
+                 "test.yaml:2:14: cluster.advertise: expected ws://host:port or wss://host:port, "
+                 "got a quoted string \"%s\"",
+                 urls[i]);
+        assert_load_error(yaml, expected);
+    }
+    /* A valid URL over 256 characters: a 253-character host. */
+    char yaml[512];
+    snprintf(yaml, sizeof(yaml), "cluster:\n  advertise: ws://%.63s.%.63s.%.63s.%.61s:11062\n",
+             "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+             "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+             "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+             "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc");
+    assert_load_error(yaml, "test.yaml:2:14: cluster.advertise: longer than 256 characters");
+}
+
+static void test_error_key_prefix(void **state)
+{
+    static const char prefix_error[] = "test.yaml:3:17: cluster.redis.key_prefix: expected a "
+                                       "string without spaces or control characters, got ";
+    static const struct {
+        const char *text;
+        const char *got;
+    } cases[] = {{"a b", "\"a b\""},
+                 {"\"\"", "a quoted string \"\""},
+                 {"~", "null"},
+                 {"\"a\\tb\"", "a quoted string \"a\tb\""},
+                 {"\"a\\x7f\"", "a quoted string \"a\x7f\""},
+                 {"[a]", "a sequence"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[128];
+        char expected[ERROR_SIZE];
+        snprintf(yaml, sizeof(yaml), "cluster:\n  redis:\n    key_prefix: %s\n", cases[i].text);
+        snprintf(expected, sizeof(expected), "%s%s", prefix_error, cases[i].got);
+        assert_load_error(yaml, expected);
+    }
+    assert_load_error("cluster:\n  redis:\n    key_prefix: "
+                      "p1234567890123456789012345678901234567890123456789012345678901234\n",
+                      "test.yaml:3:17: cluster.redis.key_prefix: longer than 64 characters");
+    assert_load_error("cluster:\n  secret: \"\"\n",
+                      "test.yaml:2:11: cluster.secret: must not be empty (write null to leave it "
+                      "unset)");
+    assert_load_error("cluster:\n  redis:\n    password: [a]\n",
+                      "test.yaml:3:15: cluster.redis.password: expected a string or null, got a "
+                      "sequence");
+}
+
+static void test_error_endpoint_lists(void **state)
+{
+    /* Not a sequence: reported at the value. */
+    assert_load_error(
+        "cluster:\n  sentinel:\n    addresses: a:1\n",
+        "test.yaml:3:16: cluster.sentinel.addresses: expected a list of \"host:port\" "
+        "strings, got \"a:1\"");
+    assert_load_error(
+        "cluster:\n  sentinel:\n    addresses: {a: 1}\n",
+        "test.yaml:3:16: cluster.sentinel.addresses: expected a list of \"host:port\" "
+        "strings, got a mapping");
+    assert_load_error(
+        "cluster:\n  sentinel:\n    addresses: \"\"\n",
+        "test.yaml:3:16: cluster.sentinel.addresses: expected a list of \"host:port\" "
+        "strings, got a quoted string \"\"");
+    assert_load_error("cluster:\n  sentinel:\n    addresses:\n      a: 1\n",
+                      "test.yaml:4:7: cluster.sentinel.addresses: expected a list of \"host:port\" "
+                      "strings, got a mapping");
+
+    /* A bad element: reported at the element. */
+    static const char element_error[] =
+        "cluster.sentinel.addresses: expected \"host:port\" with a port 1..65535 (IPv6 in "
+        "brackets: \"[::1]:26379\"), got ";
+    static const struct {
+        const char *text;
+        const char *got;
+    } elements[] = {
+        {"bad", "\"bad\""},
+        {"s1:0", "\"s1:0\""},
+        {"s1:65536", "\"s1:65536\""},
+        {"\"s1:\"", "a quoted string \"s1:\""},
+        {"\":26379\"", "a quoted string \":26379\""},
+        {"\"::1:26379\"", "a quoted string \"::1:26379\""},
+        {"\"[::1]\"", "a quoted string \"[::1]\""},
+        {"\"[::1]:\"", "a quoted string \"[::1]:\""},
+        {"\"[10.0.0.1]:1\"", "a quoted string \"[10.0.0.1]:1\""},
+        {"\"[::1]x:1\"", "a quoted string \"[::1]x:1\""},
+        {"\"[::1:1\"", "a quoted string \"[::1:1\""},
+        {"s 1:2", "\"s 1:2\""},
+        {"s1:+2", "\"s1:+2\""},
+        {"s1:2x", "\"s1:2x\""},
+        {"-s1:2", "\"-s1:2\""},
+        {"10.0.0.256:1", "\"10.0.0.256:1\""},
+        {"~", "null"},
+        {"{a: 1}", "a mapping"},
+        {"[\"a:1\"]", "a sequence"},
+    };
+    for (size_t i = 0; i < sizeof(elements) / sizeof(elements[0]); i++) {
+        char yaml[256];
+        char expected[ERROR_SIZE];
+        /* Block style: the second element is at line 5, column 9. */
+        snprintf(yaml, sizeof(yaml),
+                 "cluster:\n  sentinel:\n    addresses:\n      - ok:1\n      - %s\n",
+                 elements[i].text);
+        snprintf(expected, sizeof(expected), "test.yaml:5:9: %s%s", element_error, elements[i].got);
+        assert_load_error(yaml, expected);
+        /* Flow style: the second element is at line 3, column 25. */
+        snprintf(yaml, sizeof(yaml), "cluster:\n  sentinel:\n    addresses: [\"ok:1\", %s]\n",
+                 elements[i].text);
+        snprintf(expected, sizeof(expected), "test.yaml:3:25: %s%s", element_error,
+                 elements[i].got);
+        assert_load_error(yaml, expected);
+    }
+    assert_load_error("cluster:\n  sentinel:\n    addresses: [\"a\\0:1\"]\n",
+                      "test.yaml:3:17: cluster.sentinel.addresses: contains a NUL character");
+}
+
 /* ------------------------------------------------------------------------
  * Errors: files and buffers
  * ------------------------------------------------------------------------ */
@@ -755,6 +1410,13 @@ static void test_error_small_buffers(void **state)
  * Printing
  * ------------------------------------------------------------------------ */
 
+/* A secret is printed as "<redacted>" and so reloads as that text. */
+static void assert_redacted(char **loaded, const char *original)
+{
+    assert_optional_string_equal(*loaded, original != NULL ? "<redacted>" : NULL);
+    config_set_string(loaded, original);
+}
+
 static void assert_round_trip(const struct relay_config *original, const char *start_yaml)
 {
     char *text = print_to_string(original);
@@ -764,6 +1426,8 @@ static void assert_round_trip(const struct relay_config *original, const char *s
     int result = load_text(&loaded, text, err);
     if (result != 0)
         fail_msg("printed configuration does not load: %s\n%s", err, text);
+    assert_redacted(&loaded.cluster.secret, original->cluster.secret);
+    assert_redacted(&loaded.cluster.redis_password, original->cluster.redis_password);
     assert_config_equal(&loaded, original);
     config_free(&loaded);
     free(text);
@@ -786,6 +1450,14 @@ static void test_print_defaults(void **state)
         "keepalive:\n  ping_interval: 30\n  ping_timeout: 10\n",
         "log:\n  level: info\n  file: null\n  stats_interval: 60\n",
         "shutdown:\n  timeout: 5\n",
+        "cluster:\n  node_id: null\n  advertise: null\n  bind: '127.0.0.1'\n  port: 11062\n",
+        "  tls:\n    cert: null\n    key: null\n    ca: null\n",
+        "  secret: null\n  secret_file: null\n",
+        "  heartbeat_interval: 1\n  node_ttl: 5\n  claim_ttl: 60\n",
+        "  link:\n    ping_interval: 5\n    timeout: 15\n    stream_window: 262144\n",
+        "  redis:\n    host: null\n    port: 6379\n    password: null\n    database: 0\n",
+        "    key_prefix: 'msr:'\n    connect_timeout: 2000\n    command_timeout: 2000\n",
+        "  sentinel:\n    master: null\n    addresses: []\n",
     };
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
         if (strstr(text, lines[i]) == NULL)
@@ -794,7 +1466,9 @@ static void test_print_defaults(void **state)
 
     /* Printed defaults load back over a fully customised configuration. */
     static const char custom[] = "listen:\n  port: 8443\n  tls:\n    cert: /c\n    key: /k\n"
-                                 "log:\n  file: /f\n  level: debug\n";
+                                 "log:\n  file: /f\n  level: debug\n"
+                                 "cluster:\n  node_id: n\n  redis: {host: r, key_prefix: p}\n"
+                                 "  sentinel: {master: m, addresses: [\"a:1\"]}\n";
     assert_round_trip(&config, custom);
     config_free(&config);
 }
@@ -821,6 +1495,51 @@ static void test_print_round_trip(void **state)
                                         "0123456789012345678901234567890123456789"
                                         "0123456789012345678901234567890123456789/log");
     assert_round_trip(&config, "");
+
+    /* List elements and cluster strings that YAML would otherwise read
+     * differently. */
+    config_set_string(&config.cluster.key_prefix, "#:");
+    config_set_string(&config.cluster.sentinel_master, "null");
+    config_set_string(&config.cluster.redis_host, "::1");
+    load_over(&config, "cluster:\n  sentinel:\n    addresses: [\"[::]:1\", \"null:6379\", "
+                       "\"true:1\"]\n");
+    assert_round_trip(&config, "cluster:\n  sentinel:\n    addresses: [\"x:1\"]\n");
+    /* An empty list prints as [] and clears a loaded one. */
+    load_over(&config, "cluster:\n  sentinel:\n    addresses: []\n");
+    assert_null(config.cluster.sentinels);
+    assert_round_trip(&config, "cluster:\n  sentinel:\n    addresses: [\"x:1\"]\n");
+    config_free(&config);
+}
+
+/* Secrets never appear in printed output; everything else does. */
+static void test_print_redacts_secrets(void **state)
+{
+    struct relay_config config;
+    set_custom_config(&config);
+    char *text = print_to_string(&config);
+    assert_null(strstr(text, "s3cret-inline"));
+    assert_null(strstr(text, "hunter2-password"));
+    static const char *const lines[] = {
+        "  secret: <redacted>\n  secret_file: '/etc/relayd/cluster/secret'\n",
+        "    password: <redacted>\n",
+        "  node_id: 'relay-1.eu_west'\n  advertise: 'wss://relay1.example.com:8443'\n",
+        "    host: 'redis.example.com'\n    port: 6380\n",
+        "    connect_timeout: 500\n    command_timeout: 3000\n",
+        "    master: 'relayd-master'\n    addresses:\n    - 's1:26379'\n    - "
+        "'10.0.0.2:26380'\n    - '[::1]:26381'\n",
+    };
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+        if (strstr(text, lines[i]) == NULL)
+            fail_msg("missing \"%s\" in:\n%s", lines[i], text);
+    free(text);
+
+    /* Even a secret that looks like another value is hidden. */
+    config_set_string(&config.cluster.secret, "null");
+    config_set_string(&config.cluster.redis_password, "<redacted>x");
+    text = print_to_string(&config);
+    assert_non_null(strstr(text, "  secret: <redacted>\n"));
+    assert_null(strstr(text, "<redacted>x"));
+    free(text);
     config_free(&config);
 }
 
@@ -946,6 +1665,227 @@ static void test_validate_ranges(void **state)
     config_free(&config);
 }
 
+static char *make_temp_file(const char *prefix)
+{
+    char *path = malloc(64);
+    assert_non_null(path);
+    snprintf(path, 64, "/tmp/test_config_%s_XXXXXX", prefix);
+    int descriptor = mkstemp(path);
+    assert_true(descriptor >= 0);
+    assert_int_equal(write(descriptor, "x\n", 2), 2);
+    close(descriptor);
+    return path;
+}
+
+static void remove_temp_file(char *path)
+{
+    unlink(path);
+    free(path);
+}
+
+/* A Redis member with only the authentication left to choose. */
+static void set_cluster_member(struct relay_config *config)
+{
+    config_set_defaults(config);
+    config_set_string(&config->cluster.redis_host, "127.0.0.1");
+}
+
+static void test_validate_cluster_authentication(void **state)
+{
+    char *secret = make_temp_file("secret");
+    char *cert = make_temp_file("cert");
+    char *key = make_temp_file("key");
+    char *ca = make_temp_file("ca");
+    struct relay_config config;
+    set_cluster_member(&config);
+    assert_validate_error(&config,
+                          "cluster: nodes must authenticate each other: set cluster.secret_file "
+                          "(or cluster.secret), or cluster.tls.cert, cluster.tls.key and "
+                          "cluster.tls.ca");
+    config_set_string(&config.cluster.secret, "inline");
+    assert_valid(&config);
+    config_set_string(&config.cluster.secret_file, secret);
+    assert_validate_error(&config, "cluster.secret and cluster.secret_file are both set (set one)");
+    config_set_string(&config.cluster.secret, NULL);
+    assert_valid(&config);
+    config_set_string(&config.cluster.secret_file, "/nonexistent/secret");
+    assert_validate_error(&config, "cluster.secret_file: cannot read \"/nonexistent/secret\": No "
+                                   "such file or directory");
+    config_set_string(&config.cluster.secret_file, NULL);
+
+    /* Mutual TLS needs all three files. */
+    static const char tls_hint[] = " is not (mutual TLS between nodes needs cluster.tls.cert, "
+                                   "cluster.tls.key and cluster.tls.ca)";
+    char expected[ERROR_SIZE];
+    config_set_string(&config.cluster.tls_cert_file, cert);
+    snprintf(expected, sizeof(expected), "cluster.tls.cert is set but cluster.tls.key%s", tls_hint);
+    assert_validate_error(&config, expected);
+    config_set_string(&config.cluster.tls_key_file, key);
+    snprintf(expected, sizeof(expected), "cluster.tls.cert is set but cluster.tls.ca%s", tls_hint);
+    assert_validate_error(&config, expected);
+    config_set_string(&config.cluster.tls_cert_file, NULL);
+    snprintf(expected, sizeof(expected), "cluster.tls.key is set but cluster.tls.cert%s", tls_hint);
+    assert_validate_error(&config, expected);
+    config_set_string(&config.cluster.tls_key_file, NULL);
+    config_set_string(&config.cluster.tls_ca_file, ca);
+    snprintf(expected, sizeof(expected), "cluster.tls.ca is set but cluster.tls.cert%s", tls_hint);
+    assert_validate_error(&config, expected);
+    config_set_string(&config.cluster.tls_cert_file, cert);
+    config_set_string(&config.cluster.tls_key_file, key);
+    assert_valid(&config); /* TLS alone authenticates */
+    config_set_string(&config.cluster.secret_file, secret);
+    assert_valid(&config); /* and both together are fine */
+    config_set_string(&config.cluster.tls_ca_file, "/nonexistent/ca.crt");
+    assert_validate_error(&config, "cluster.tls.ca: cannot read \"/nonexistent/ca.crt\": No such "
+                                   "file or directory");
+
+    /* A standalone node never opens the files, but a half-written TLS
+     * section is still refused. */
+    config_set_string(&config.cluster.redis_host, NULL);
+    assert_valid(&config);
+    config_set_string(&config.cluster.tls_ca_file, NULL);
+    snprintf(expected, sizeof(expected), "cluster.tls.cert is set but cluster.tls.ca%s", tls_hint);
+    assert_validate_error(&config, expected);
+    config_free(&config);
+    remove_temp_file(secret);
+    remove_temp_file(cert);
+    remove_temp_file(key);
+    remove_temp_file(ca);
+}
+
+static void test_validate_cluster_directory(void **state)
+{
+    struct relay_config config;
+    set_cluster_member(&config);
+    config_set_string(&config.cluster.secret, "inline");
+    config_set_string(&config.cluster.sentinel_master, "relayd");
+    assert_validate_error(&config, "cluster.sentinel.master is set but cluster.sentinel.addresses "
+                                   "is empty");
+    load_over(&config, "cluster:\n  sentinel:\n    addresses: [\"s1:26379\", \"[::1]:26379\"]\n");
+    assert_validate_error(&config, "cluster.redis.host and cluster.sentinel.master are both set "
+                                   "(use a fixed Redis master or Sentinel, not both)");
+    config_set_string(&config.cluster.redis_host, NULL);
+    assert_valid(&config);
+    assert_true(config_cluster_enabled(&config));
+    config_set_string(&config.cluster.sentinel_master, NULL);
+    assert_validate_error(&config, "cluster.sentinel.addresses is set but cluster.sentinel.master "
+                                   "is not");
+
+    /* Code can put anything in the list. */
+    config_set_string(&config.cluster.sentinel_master, "relayd");
+    config_set_string(&config.cluster.sentinels[1], "::1:26379");
+    assert_validate_error(&config, "cluster.sentinel.addresses: \"::1:26379\" is not \"host:port\" "
+                                   "with a port 1..65535 (IPv6 in brackets: \"[::1]:26379\")");
+    config_free(&config);
+}
+
+static void test_validate_cluster_timers(void **state)
+{
+    struct relay_config config;
+    config_set_defaults(&config);
+    config.cluster.heartbeat_interval_seconds = 5;
+    assert_validate_error(&config, "cluster.node_ttl (5) must exceed cluster.heartbeat_interval "
+                                   "(5)");
+    config.cluster.node_ttl_seconds = 6;
+    assert_valid(&config);
+    config.cluster.link_timeout_seconds = 5;
+    assert_validate_error(&config, "cluster.link.timeout (5) must exceed "
+                                   "cluster.link.ping_interval (5)");
+    config.cluster.link_ping_interval_seconds = 4;
+    assert_valid(&config);
+    config_free(&config);
+}
+
+static void test_validate_cluster_listener(void **state)
+{
+    struct relay_config config;
+    set_cluster_member(&config);
+    config_set_string(&config.cluster.secret, "inline");
+    config.cluster.port = config.port;
+    assert_validate_error(&config, "cluster.port 11060 collides with listen.port (cluster.bind "
+                                   "127.0.0.1, listen.bind 127.0.0.1)");
+    config_set_string(&config.cluster.bind_address, "127.0.0.2");
+    assert_valid(&config); /* different addresses may share a port */
+    config.cluster.port = config.admin_port;
+    config_set_string(&config.cluster.bind_address, "::");
+    config_set_string(&config.cluster.advertise_url, "ws://relay1:11061");
+    assert_validate_error(&config, "cluster.port 11061 collides with admin.port (cluster.bind ::, "
+                                   "admin.bind 127.0.0.1)");
+    config.admin_enabled = false;
+    assert_valid(&config);
+    config.admin_enabled = true;
+    /* A standalone node opens no cluster listener. */
+    config_set_string(&config.cluster.redis_host, NULL);
+    assert_valid(&config);
+    config_set_string(&config.cluster.redis_host, "redis");
+    config.cluster.port = 11062;
+
+    /* Peers cannot dial a wildcard address. */
+    config_set_string(&config.cluster.advertise_url, NULL);
+    assert_validate_error(&config, "cluster.advertise must be set when cluster.bind is a wildcard "
+                                   "address (::): peers need an address they can reach");
+    config_set_string(&config.cluster.bind_address, "0.0.0.0");
+    assert_validate_error(&config, "cluster.advertise must be set when cluster.bind is a wildcard "
+                                   "address (0.0.0.0): peers need an address they can reach");
+    config_set_string(&config.cluster.advertise_url, "wss://[2001:db8::1]:11062");
+    assert_valid(&config);
+    config_free(&config);
+}
+
+/* Code and flags can set fields the loader never saw. */
+static void test_validate_cluster_ranges(void **state)
+{
+    struct relay_config config;
+    config_set_defaults(&config);
+    config_set_string(&config.cluster.node_id, "a b");
+    assert_validate_error(&config,
+                          "cluster.node_id: \"a b\" is not a name of letters, digits, '.', "
+                          "'_' and '-'");
+    config_set_string(&config.cluster.node_id,
+                      "N1234567890123456789012345678901234567890123456789012345678901234");
+    assert_validate_error(&config, "cluster.node_id: longer than 64 characters");
+    config_set_string(&config.cluster.node_id, "");
+    assert_validate_error(&config, "cluster.node_id: must not be empty");
+    config_set_string(&config.cluster.node_id, "relay1");
+    config_set_string(&config.cluster.advertise_url, "http://relay1:80");
+    assert_validate_error(&config,
+                          "cluster.advertise: \"http://relay1:80\" is not ws://host:port or "
+                          "wss://host:port");
+    config_set_string(&config.cluster.advertise_url, NULL);
+    config_set_string(&config.cluster.bind_address, "relay1");
+    assert_validate_error(&config, "cluster.bind: \"relay1\" is not an IPv4 or IPv6 address");
+    config_set_string(&config.cluster.bind_address, "::1");
+    config.cluster.port = 0;
+    assert_validate_error(&config, "cluster.port: 0 is out of range (1..65535)");
+    config.cluster.port = 11062;
+    config_set_string(&config.cluster.redis_host, "a b");
+    assert_validate_error(&config,
+                          "cluster.redis.host: \"a b\" is not a host name or an IP address");
+    config_set_string(&config.cluster.redis_host, NULL);
+    config_set_string(&config.cluster.key_prefix, NULL);
+    assert_validate_error(&config, "cluster.redis.key_prefix: \"(null)\" is not a string without "
+                                   "spaces or control characters");
+    config_set_string(&config.cluster.key_prefix, "");
+    assert_validate_error(&config, "cluster.redis.key_prefix: \"\" is not a string without spaces "
+                                   "or control characters");
+    config_set_string(&config.cluster.key_prefix, "msr:");
+    config_set_string(&config.cluster.secret, "");
+    assert_validate_error(&config, "cluster.secret: must not be empty");
+    config_set_string(&config.cluster.secret, NULL);
+    config.cluster.redis_connect_timeout_ms = 5;
+    assert_validate_error(&config, "cluster.redis.connect_timeout: 5 is out of range (10..60000)");
+    config.cluster.redis_connect_timeout_ms = 10;
+    config.cluster.link_stream_window_bytes = 0;
+    assert_validate_error(&config, "cluster.link.stream_window: 0 is out of range "
+                                   "(4096..67108864)");
+    config.cluster.link_stream_window_bytes = 4096;
+    config.cluster.redis_database = -1;
+    assert_validate_error(&config, "cluster.redis.database: -1 is out of range (0..1000)");
+    config.cluster.redis_database = 1000;
+    assert_valid(&config);
+    config_free(&config);
+}
+
 static void test_set_string(void **state)
 {
     char *field = NULL;
@@ -965,6 +1905,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_example_file_equals_defaults),
         cmocka_unit_test(test_tls_example_file_loads),
+        cmocka_unit_test(test_cluster_example_files_load),
         cmocka_unit_test(test_empty_documents_keep_defaults),
         cmocka_unit_test(test_load_every_setting),
         cmocka_unit_test(test_load_overlays_current_values),
@@ -975,6 +1916,12 @@ int main(void)
         cmocka_unit_test(test_null_unsets_optional_strings),
         cmocka_unit_test(test_addresses),
         cmocka_unit_test(test_aliases_are_resolved),
+        cmocka_unit_test(test_cluster_enabled),
+        cmocka_unit_test(test_milliseconds),
+        cmocka_unit_test(test_hosts),
+        cmocka_unit_test(test_node_ids_and_urls),
+        cmocka_unit_test(test_key_prefix_and_secrets),
+        cmocka_unit_test(test_endpoint_lists),
         cmocka_unit_test(test_error_unknown_keys),
         cmocka_unit_test(test_error_duplicate_keys),
         cmocka_unit_test(test_error_wrong_node_kinds),
@@ -987,14 +1934,26 @@ int main(void)
         cmocka_unit_test(test_error_durations),
         cmocka_unit_test(test_error_booleans),
         cmocka_unit_test(test_error_strings),
+        cmocka_unit_test(test_error_cluster_numbers),
+        cmocka_unit_test(test_error_milliseconds),
+        cmocka_unit_test(test_error_hosts),
+        cmocka_unit_test(test_error_node_ids_and_urls),
+        cmocka_unit_test(test_error_key_prefix),
+        cmocka_unit_test(test_error_endpoint_lists),
         cmocka_unit_test(test_error_files),
         cmocka_unit_test(test_error_oversized_input),
         cmocka_unit_test(test_error_small_buffers),
         cmocka_unit_test(test_print_defaults),
         cmocka_unit_test(test_print_round_trip),
+        cmocka_unit_test(test_print_redacts_secrets),
         cmocka_unit_test(test_validate_tls),
         cmocka_unit_test(test_validate_relations),
         cmocka_unit_test(test_validate_ranges),
+        cmocka_unit_test(test_validate_cluster_authentication),
+        cmocka_unit_test(test_validate_cluster_directory),
+        cmocka_unit_test(test_validate_cluster_timers),
+        cmocka_unit_test(test_validate_cluster_listener),
+        cmocka_unit_test(test_validate_cluster_ranges),
         cmocka_unit_test(test_set_string),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

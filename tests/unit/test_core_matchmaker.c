@@ -243,6 +243,189 @@ static void test_many_ids_grow_table(void **state)
     assert_int_equal(directory_memory_count(f->directory), 0);
 }
 
+/* --- remote owners (cluster) ------------------------------------------- */
+
+/* A directory that says another node owns every id, until told otherwise. */
+struct elsewhere_directory {
+    struct directory base;
+    int claims, claims_over, releases;
+    enum directory_status answer;
+};
+
+static void elsewhere_answer(struct directory *directory, const char *rid,
+                             directory_callback callback, void *context)
+{
+    struct elsewhere_directory *d = (struct elsewhere_directory *)directory;
+    struct directory_owner owner = {
+        .node_id = "node-a", .advertise_url = "ws://127.0.0.1:1", .epoch = 7};
+    callback(context, rid, d->answer, d->answer == DIRECTORY_ELSEWHERE ? &owner : NULL);
+}
+static void elsewhere_claim(struct directory *directory, const char *rid,
+                            directory_callback callback, void *context)
+{
+    ((struct elsewhere_directory *)directory)->claims++;
+    elsewhere_answer(directory, rid, callback, context);
+}
+static void elsewhere_claim_over(struct directory *directory, const char *rid,
+                                 const struct directory_owner *stale, directory_callback callback,
+                                 void *context)
+{
+    struct elsewhere_directory *d = (struct elsewhere_directory *)directory;
+    assert_string_equal(stale->node_id, "node-a");
+    d->claims_over++;
+    elsewhere_answer(directory, rid, callback, context);
+}
+static void elsewhere_release(struct directory *directory, const char *rid,
+                              directory_callback callback, void *context)
+{
+    ((struct elsewhere_directory *)directory)->releases++;
+}
+static bool elsewhere_ready(struct directory *directory)
+{
+    return true;
+}
+static void elsewhere_destroy(struct directory *directory) {}
+
+static const struct directory_ops elsewhere_ops = {
+    .name = "elsewhere",
+    .claim = elsewhere_claim,
+    .claim_over = elsewhere_claim_over,
+    .release = elsewhere_release,
+    .is_ready = elsewhere_ready,
+    .destroy = elsewhere_destroy,
+};
+
+static struct fake_peer streams[4];
+static int stream_count;
+static struct peer *waiting_seen;
+
+static struct peer *fake_connect(void *context, struct peer *waiting,
+                                 const struct directory_owner *owner)
+{
+    struct fake_peer *stream = &streams[stream_count++];
+    fake_init(stream, waiting->rid);
+    waiting_seen = waiting;
+    return &stream->peer;
+}
+
+static void remote_setup(struct elsewhere_directory *directory, struct matchmaker **matchmaker)
+{
+    memset(directory, 0, sizeof(*directory));
+    directory->base.ops = &elsewhere_ops;
+    directory->answer = DIRECTORY_ELSEWHERE;
+    stream_count = 0;
+    waiting_seen = NULL;
+    *matchmaker = matchmaker_new(&directory->base);
+    matchmaker_set_remote_connector(*matchmaker, fake_connect, NULL);
+}
+
+static void test_remote_owner_pairs_through_stream(void **state)
+{
+    struct elsewhere_directory directory;
+    struct matchmaker *matchmaker;
+    struct fake_peer arriving, local_third;
+    remote_setup(&directory, &matchmaker);
+    fake_init(&arriving, rid_a);
+    fake_init(&local_third, rid_a);
+
+    /* Pending locally, then handed to the owner through a stream. */
+    assert_int_equal(matchmaker_request(matchmaker, &arriving.peer), MATCH_PENDING);
+    assert_int_equal(stream_count, 1);
+    assert_ptr_equal(waiting_seen, &arriving.peer);
+    /* While the owner decides, a local arrival is a third peer. */
+    assert_int_equal(matchmaker_request(matchmaker, &local_third.peer), MATCH_REFUSED);
+
+    matchmaker_remote_answer(matchmaker, &streams[0].peer, REMOTE_ANSWER_PAIRED);
+    assert_ptr_equal(arriving.peer.partner, &streams[0].peer);
+    assert_int_equal(arriving.notified_paired, 1);
+    /* The owner notifies its own peer: the stream is not asked to. */
+    assert_int_equal(streams[0].notified_paired, 0);
+    assert_int_equal(matchmaker_paired_count(matchmaker), 1);
+
+    /* The stream closing ends the local peer. */
+    matchmaker_leave(matchmaker, &streams[0].peer);
+    assert_int_equal(arriving.ended, 1);
+    assert_int_equal(matchmaker_paired_count(matchmaker), 0);
+    matchmaker_free(matchmaker);
+}
+
+static void test_remote_not_found_takes_claim_over(void **state)
+{
+    struct elsewhere_directory directory;
+    struct matchmaker *matchmaker;
+    struct fake_peer arriving, partner;
+    remote_setup(&directory, &matchmaker);
+    fake_init(&arriving, rid_a);
+    fake_init(&partner, rid_a);
+
+    matchmaker_request(matchmaker, &arriving.peer);
+    directory.answer = DIRECTORY_MINE;
+    matchmaker_remote_answer(matchmaker, &streams[0].peer, REMOTE_ANSWER_NOT_FOUND);
+    assert_int_equal(directory.claims_over, 1);
+    assert_int_equal(arriving.ended, 0);
+    /* Now pending here: the next local arrival pairs. */
+    assert_int_equal(matchmaker_request(matchmaker, &partner.peer), MATCH_PAIRED);
+    matchmaker_free(matchmaker);
+}
+
+static void test_remote_busy_ends_arriving_peer(void **state)
+{
+    struct elsewhere_directory directory;
+    struct matchmaker *matchmaker;
+    struct fake_peer arriving;
+    remote_setup(&directory, &matchmaker);
+    fake_init(&arriving, rid_a);
+
+    matchmaker_request(matchmaker, &arriving.peer);
+    matchmaker_remote_answer(matchmaker, &streams[0].peer, REMOTE_ANSWER_BUSY);
+    assert_int_equal(arriving.ended, 1);
+    assert_int_equal(matchmaker_pending_count(matchmaker), 0);
+    matchmaker_free(matchmaker);
+}
+
+static void test_remote_failed_claims_again(void **state)
+{
+    struct elsewhere_directory directory;
+    struct matchmaker *matchmaker;
+    struct fake_peer arriving;
+    remote_setup(&directory, &matchmaker);
+    fake_init(&arriving, rid_a);
+
+    matchmaker_request(matchmaker, &arriving.peer);
+    assert_int_equal(directory.claims, 1);
+    /* Still owned elsewhere: a new stream is opened. */
+    matchmaker_remote_answer(matchmaker, &streams[0].peer, REMOTE_ANSWER_FAILED);
+    assert_int_equal(directory.claims, 2);
+    assert_int_equal(stream_count, 2);
+    /* An answer for the abandoned stream is ignored. */
+    matchmaker_remote_answer(matchmaker, &streams[0].peer, REMOTE_ANSWER_PAIRED);
+    assert_null(arriving.peer.partner);
+    /* The waiting peer leaving closes the stream in flight. */
+    matchmaker_leave(matchmaker, &arriving.peer);
+    assert_int_equal(streams[1].ended, 1);
+    matchmaker_free(matchmaker);
+}
+
+static void test_owner_accepts_remote_stream(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_peer waiting, stream, late_stream, unknown_stream;
+    fake_init(&waiting, rid_a);
+    fake_init(&stream, rid_a);
+    fake_init(&late_stream, rid_a);
+    fake_init(&unknown_stream, rid_b);
+
+    assert_int_equal(matchmaker_accept_remote(f->matchmaker, &unknown_stream.peer), MATCH_PENDING);
+    matchmaker_request(f->matchmaker, &waiting.peer);
+    assert_int_equal(matchmaker_accept_remote(f->matchmaker, &stream.peer), MATCH_PAIRED);
+    /* The stream is notified (it answers PAIRED on the link), then ours. */
+    assert_int_equal(stream.notified_paired, 1);
+    assert_int_equal(waiting.notified_paired, 1);
+    assert_int_equal(matchmaker_accept_remote(f->matchmaker, &late_stream.peer), MATCH_REFUSED);
+    matchmaker_leave(f->matchmaker, &waiting.peer);
+    assert_int_equal(stream.ended, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -256,6 +439,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ids_are_independent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_peer_leave_is_noop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_ids_grow_table, setup, teardown),
+        cmocka_unit_test(test_remote_owner_pairs_through_stream),
+        cmocka_unit_test(test_remote_not_found_takes_claim_over),
+        cmocka_unit_test(test_remote_busy_ends_arriving_peer),
+        cmocka_unit_test(test_remote_failed_claims_again),
+        cmocka_unit_test_setup_teardown(test_owner_accepts_remote_stream, setup, teardown),
     };
     return cmocka_run_group_tests_name("matchmaker", tests, NULL, NULL);
 }
