@@ -167,4 +167,3 @@ void cluster_node_free(void)
     }
     cluster.secret = NULL;
 }
-
