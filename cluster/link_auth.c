@@ -274,7 +274,7 @@ enum link_auth_verdict link_auth_server_on_auth(struct link_auth_server *state,
                                                 struct link_auth_peer *peer, uint8_t *auth_ok,
                                                 size_t *auth_ok_length)
 {
-    struct link_auth_message message;
+    struct link_auth_message message = {0};
     enum link_auth_verdict verdict =
         link_auth_server_check(state, payload, length, &message, auth_ok);
 

@@ -102,6 +102,11 @@ void matchmaker_free(struct matchmaker *matchmaker)
     free(matchmaker);
 }
 
+void matchmaker_detach_directory(struct matchmaker *matchmaker)
+{
+    matchmaker->directory = NULL;
+}
+
 static void matchmaker_drop_ticket(struct claim_ticket *ticket)
 {
     struct matchmaker *matchmaker = ticket->matchmaker;
@@ -138,6 +143,8 @@ static void matchmaker_claim(struct matchmaker *matchmaker, struct rendezvous *e
     if (entry->ticket != NULL)
         entry->ticket->entry = NULL; /* an older claim's answer no longer counts */
     entry->ticket = ticket;
+    if (matchmaker->directory == NULL)
+        return; /* shutting down: the ticket is freed with the matchmaker */
     if (over != NULL)
         directory_claim_over(matchmaker->directory, rid, over, matchmaker_on_claimed, ticket);
     else
@@ -240,7 +247,8 @@ static void matchmaker_forget(struct matchmaker *matchmaker, struct rendezvous *
     if (entry->ticket != NULL)
         entry->ticket->entry = NULL;
     free(rid_table_remove(matchmaker->rendezvous, key));
-    directory_release(matchmaker->directory, key, NULL, NULL);
+    if (matchmaker->directory != NULL)
+        directory_release(matchmaker->directory, key, NULL, NULL);
 }
 
 void matchmaker_remote_answer(struct matchmaker *matchmaker, struct peer *stream,

@@ -120,21 +120,28 @@ static struct lws_context *server_create_context(const struct relay_config *conf
     return lws_create_context(&info);
 }
 
+/* Teardown order matters: the Redis directory must go while the loop it
+ * lives on still exists, and nothing may call into it afterwards, so the
+ * matchmaker lets go of it first. Links and sessions are closed by the
+ * context's destruction and may still reach the matchmaker then. */
 static void server_free(void)
 {
     lws_sul_cancel(&relay_server.shutdown_timer);
     stats_stop();
+    if (relay_server.clustered && relay_server.context != NULL)
+        cluster_node_stop();
+    if (relay_server.matchmaker != NULL)
+        matchmaker_detach_directory(relay_server.matchmaker);
+    if (relay_server.directory != NULL)
+        directory_destroy(relay_server.directory);
+    relay_server.directory = NULL;
     if (relay_server.context != NULL)
         lws_context_destroy(relay_server.context);
     relay_server.context = NULL;
-    /* Links may still hold streams paired through the matchmaker. */
     if (relay_server.clustered)
         cluster_node_free();
     matchmaker_free(relay_server.matchmaker);
     relay_server.matchmaker = NULL;
-    if (relay_server.directory != NULL)
-        directory_destroy(relay_server.directory);
-    relay_server.directory = NULL;
 }
 
 static int server_start(const struct relay_config *config)

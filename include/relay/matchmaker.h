@@ -26,6 +26,10 @@ enum match_outcome {
 struct matchmaker *matchmaker_new(struct directory *directory);
 void matchmaker_free(struct matchmaker *matchmaker);
 
+/* The directory is about to be destroyed: from now on ids are neither
+ * claimed nor released (the node is shutting down). */
+void matchmaker_detach_directory(struct matchmaker *matchmaker);
+
 /* A peer presented a valid request for peer->rid. */
 enum match_outcome matchmaker_request(struct matchmaker *matchmaker, struct peer *peer);
 
