@@ -522,6 +522,7 @@ static int link_take_certificate(struct link *link)
         return link_refuse(link, LINK_AUTH_FAILURE_BAD_CERTIFICATE,
                            X509_verify_cert_error_string(verify));
     }
+    X509_free(link->peer_certificate); /* a redialled link's previous peer */
     link->peer_certificate = certificate;
     return 0;
 }
@@ -754,6 +755,8 @@ static int link_receive(struct link *link, struct lws *wsi, const uint8_t *data,
 
 static void link_on_closed(struct link *link)
 {
+    X509_free(link->peer_certificate);
+    link->peer_certificate = NULL;
     bool was_ready = link->state == LINK_READY;
     if (was_ready)
         log_info("link %s %s closed", link->outbound ? "to" : "from", link->peer.node_id);

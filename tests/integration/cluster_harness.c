@@ -592,11 +592,15 @@ void cluster_start_sentinels(struct cluster *cluster)
         char *argv[3];
 
         memset(sentinel, 0, sizeof(*sentinel));
-        snprintf(sentinel->name, sizeof(sentinel->name), "sentinel%zu", i + 1);
+        /* Built from a local copy: GCC cannot tell that name and the paths
+         * are distinct members and warns of an overlap otherwise. */
+        char name[32];
+        snprintf(name, sizeof(name), "sentinel%zu", i + 1);
+        snprintf(sentinel->name, sizeof(sentinel->name), "%s", name);
         snprintf(sentinel->log_path, sizeof(sentinel->log_path), "%s/%s.log", cluster->directory,
-                 sentinel->name);
+                 name);
         snprintf(sentinel->config_path, sizeof(sentinel->config_path), "%s/%s.conf",
-                 cluster->directory, sentinel->name);
+                 cluster->directory, name);
         sentinel->port = harness_free_port("127.0.0.1");
         cluster_sentinel_write_config(cluster, sentinel);
         argv[0] = "redis-sentinel";
