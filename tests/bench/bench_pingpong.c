@@ -207,7 +207,8 @@ int bench_pingpong_run(struct bench_worker *worker)
     }
     for (size_t index = 0; index < run.count && run.first != NULL; index++) {
         ws_client_free(run.first[index].connection);
-        ws_client_free(run.second[index].connection);
+        if (run.second != NULL)
+            ws_client_free(run.second[index].connection);
     }
     free(run.pairs);
     free(run.first);

@@ -212,9 +212,10 @@ static void bench_stream_measure(struct bench_stream *stream)
 
 static void bench_stream_free(struct bench_stream *stream)
 {
-    for (size_t index = 0; index < stream->count; index++) {
+    for (size_t index = 0; index < stream->count && stream->first != NULL; index++) {
         ws_client_free(stream->first[index].connection);
-        ws_client_free(stream->second[index].connection);
+        if (stream->second != NULL)
+            ws_client_free(stream->second[index].connection);
     }
     free(stream->pairs);
     free(stream->first);

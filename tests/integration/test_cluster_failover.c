@@ -77,6 +77,42 @@ static void test_failover_owner_killed(void **state)
     cluster_finish(cluster);
 }
 
+/* Stale claim: the directory names a live owner that has no such pending
+ * id (here written straight into Redis, as a claim left behind would be).
+ * The arriving node asks the owner, is told NOT_FOUND, takes the claim
+ * over and its peer waits there; a partner arriving at a third node then
+ * pairs with it through the new owner. */
+static void test_failover_stale_claim(void **state)
+{
+    struct cluster *cluster = *state;
+    struct relay_test_peer first, second;
+    char key[80], value[128];
+    const char *hget[] = {"HGET", "msr:node:node1", "epoch", NULL};
+    const char *get[] = {"GET", key, NULL};
+
+    cluster_start_redis(cluster);
+    cluster_start_nodes(cluster, 3);
+    cluster_wait_all_ready(cluster, CLUSTER_READY_TIMEOUT_MS);
+    char *epoch = cluster_redis_command(cluster->redis.port, NULL, 1000, hget);
+    assert_non_null(epoch);
+    assert_true(epoch[0] != '\0');
+    snprintf(key, sizeof(key), "msr:rdv:%s", rid_after);
+    snprintf(value, sizeof(value), "node1:%s", epoch);
+    free(epoch);
+    const char *set[] = {"SET", key, value, NULL};
+    free(cluster_redis_command(cluster->redis.port, NULL, 1000, set));
+
+    cluster_pair(cluster, rid_after, 1, &first, 2, &second);
+    relay_test_exchange(&first, &second, "after a stale claim");
+    assert_true(cluster_metric_sum(cluster, 1, "relayd_remote_rendezvous_total",
+                                   "result=\"not_found\"") >= 1);
+    char *owner = cluster_redis_command(cluster->redis.port, NULL, 1000, get);
+    assert_non_null(owner);
+    assert_true(strncmp(owner, "node2:", 6) == 0);
+    free(owner);
+    cluster_finish(cluster);
+}
+
 static void test_failover_link_cut(void **state)
 {
     struct cluster *cluster = *state;
@@ -234,6 +270,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_failover_owner_killed, cluster_test_setup,
+                                        cluster_test_teardown),
+        cmocka_unit_test_setup_teardown(test_failover_stale_claim, cluster_test_setup,
                                         cluster_test_teardown),
         cmocka_unit_test_setup_teardown(test_failover_link_cut, cluster_test_setup,
                                         cluster_test_teardown),
