@@ -26,6 +26,7 @@ enum cli_flag_id {
     /* Flags without a short form take ids above every character. */
     CLI_FLAG_BIND = 256,
     CLI_FLAG_PORT,
+    CLI_FLAG_ADMIN_PORT,
     CLI_FLAG_LOG_LEVEL,
     CLI_FLAG_NODE_ID,
     CLI_FLAG_CLUSTER_PORT,
@@ -49,6 +50,7 @@ static const struct cli_flag cli_flags[] = {
     {"config", CLI_FLAG_CONFIG, "FILE", "load settings from a YAML file (see conf/relayd.yaml)"},
     {"bind", CLI_FLAG_BIND, "ADDR", "listen on this IPv4 or IPv6 address (listen.bind)"},
     {"port", CLI_FLAG_PORT, "N", "listen on this port, 1..65535 (listen.port)"},
+    {"admin-port", CLI_FLAG_ADMIN_PORT, "N", "serve /healthz, /readyz, /metrics here (admin.port)"},
     {"log-level", CLI_FLAG_LOG_LEVEL, "LEVEL", "error, warn, info or debug (log.level)"},
     {"node-id", CLI_FLAG_NODE_ID, "ID",
      "cluster node name, 1..64 of A-Z a-z 0-9 . _ - (cluster.node_id)"},
@@ -216,6 +218,12 @@ static int cli_store_flag(int id, const char *value, struct cli_options *options
             return cli_error(err, err_size, "--port: \"%s\" is not a port number (1..65535)",
                              value);
         return 0;
+    case CLI_FLAG_ADMIN_PORT:
+        options->admin_port = cli_parse_port(value);
+        if (options->admin_port < 0)
+            return cli_error(err, err_size, "--admin-port: \"%s\" is not a port number (1..65535)",
+                             value);
+        return 0;
     case CLI_FLAG_LOG_LEVEL:
         options->log_level = log_level_from_name(value);
         if (options->log_level < 0)
@@ -269,7 +277,8 @@ static int cli_report_missing_value(char *err, size_t err_size)
 
 static void cli_reset_options(struct cli_options *options)
 {
-    *options = (struct cli_options){.port = -1, .log_level = -1, .cluster_port = -1};
+    *options =
+        (struct cli_options){.port = -1, .admin_port = -1, .log_level = -1, .cluster_port = -1};
 }
 
 int cli_parse(int argc, char **argv, struct cli_options *options, char *err, size_t err_size)
@@ -362,6 +371,9 @@ int cli_apply(const struct cli_options *options, struct relay_config *config, ch
                          options->bind_address);
     if (options->port != -1 && (options->port < 1 || options->port > 65535))
         return cli_error(err, err_size, "--port: %d is out of range (1..65535)", options->port);
+    if (options->admin_port != -1 && (options->admin_port < 1 || options->admin_port > 65535))
+        return cli_error(err, err_size, "--admin-port: %d is out of range (1..65535)",
+                         options->admin_port);
     if (options->log_level != -1 &&
         (options->log_level < LOG_LEVEL_ERROR || options->log_level > LOG_LEVEL_DEBUG))
         return cli_error(err, err_size, "--log-level: %d is not a log level", options->log_level);
@@ -373,6 +385,8 @@ int cli_apply(const struct cli_options *options, struct relay_config *config, ch
         config_set_string(&config->bind_address, options->bind_address);
     if (options->port != -1)
         config->port = options->port;
+    if (options->admin_port != -1)
+        config->admin_port = options->admin_port;
     if (options->log_level != -1)
         config->log_level = (enum log_level)options->log_level;
     cli_apply_cluster_options(options, redis_host, redis_port, &config->cluster);

@@ -18,6 +18,7 @@ struct cli_options {
     const char *config_file;  /* --config FILE (-c); NULL: built-in defaults only */
     const char *bind_address; /* --bind ADDR; NULL when not given */
     int port;                 /* --port N, -1 when not given */
+    int admin_port;           /* --admin-port N, -1 when not given */
     int log_level;            /* --log-level LEVEL, -1 when not given */
     bool check_config;        /* --check-config */
     bool show_version;        /* --version (-V) */

@@ -111,6 +111,23 @@ static void test_port_flag(void **state)
     assert_int_equal(options.port, 443);
 }
 
+static void test_admin_port_flag(void **state)
+{
+    struct cli_options options;
+    struct relay_config config;
+    char err[ERROR_SIZE] = "";
+    assert_int_equal(PARSE(&options, err, "--admin-port", "9101"), 0);
+    assert_int_equal(options.admin_port, 9101);
+    config_set_defaults(&config);
+    assert_int_equal(cli_apply(&options, &config, err, sizeof(err)), 0);
+    assert_int_equal(config.admin_port, 9101);
+    config_free(&config);
+    assert_int_equal(PARSE(&options, err, "--admin-port", "0"), -1);
+    assert_string_equal(err, "--admin-port: \"0\" is not a port number (1..65535)");
+    assert_int_equal(PARSE(&options, err, "--admin-port", "http"), -1);
+    assert_string_equal(err, "--admin-port: \"http\" is not a port number (1..65535)");
+}
+
 static void test_log_level_flag(void **state)
 {
     static const struct {
@@ -397,13 +414,14 @@ static void test_apply_rejects_bad_options(void **state)
     struct relay_config config;
     char err[ERROR_SIZE] = "";
     config_set_defaults(&config);
-    struct cli_options options = {.port = 0, .log_level = -1};
+    struct cli_options options = {.admin_port = -1, .port = 0, .log_level = -1};
     assert_int_equal(cli_apply(&options, &config, err, sizeof(err)), -1);
     assert_string_equal(err, "--port: 0 is out of range (1..65535)");
-    options = (struct cli_options){.port = -1, .log_level = 9};
+    options = (struct cli_options){.admin_port = -1, .port = -1, .log_level = 9};
     assert_int_equal(cli_apply(&options, &config, err, sizeof(err)), -1);
     assert_string_equal(err, "--log-level: 9 is not a log level");
-    options = (struct cli_options){.port = -1, .log_level = -1, .bind_address = "example.com"};
+    options = (struct cli_options){
+        .admin_port = -1, .port = -1, .log_level = -1, .bind_address = "example.com"};
     assert_int_equal(cli_apply(&options, &config, err, sizeof(err)), -1);
     assert_string_equal(err, "--bind: \"example.com\" is not an IPv4 or IPv6 address");
     /* Nothing was applied. */
@@ -536,21 +554,37 @@ static void test_apply_rejects_bad_cluster_options(void **state)
         struct cli_options options;
         const char *message;
     } cases[] = {
-        {{.port = -1, .log_level = -1, .cluster_port = 0},
+        {{.port = -1, .admin_port = -1, .log_level = -1, .cluster_port = 0},
          "--cluster-port: 0 is out of range (1..65535)"},
-        {{.port = -1, .log_level = -1, .cluster_port = 65536},
+        {{.port = -1, .admin_port = -1, .log_level = -1, .cluster_port = 65536},
          "--cluster-port: 65536 is out of range (1..65535)"},
-        {{.port = -1, .log_level = -1, .cluster_port = -1, .node_id = "a b"},
+        {{.port = -1, .admin_port = -1, .log_level = -1, .cluster_port = -1, .node_id = "a b"},
          "--node-id: \"a b\" is not a node id (1..64 letters, digits, '.', '_' or '-')"},
-        {{.port = -1, .log_level = -1, .cluster_port = -1, .advertise_url = "tcp://a:1"},
+        {{.port = -1,
+          .admin_port = -1,
+          .log_level = -1,
+          .cluster_port = -1,
+          .advertise_url = "tcp://a:1"},
          "--advertise: \"tcp://a:1\" is not ws://host:port or wss://host:port"},
-        {{.port = -1, .log_level = -1, .cluster_port = -1, .redis_address = "redis"},
+        {{.port = -1,
+          .admin_port = -1,
+          .log_level = -1,
+          .cluster_port = -1,
+          .redis_address = "redis"},
          "--redis: \"redis\" is not HOST:PORT (a host name or IP address and a port 1..65535; "
          "IPv6 as [::1]:6379)"},
-        {{.port = -1, .log_level = -1, .cluster_port = -1, .cluster_secret_file = ""},
+        {{.port = -1,
+          .admin_port = -1,
+          .log_level = -1,
+          .cluster_port = -1,
+          .cluster_secret_file = ""},
          "--cluster-secret-file: the file name is empty"},
         /* Checked before anything is applied, even a valid --port. */
-        {{.port = 9000, .log_level = -1, .cluster_port = -1, .redis_address = "r:0"},
+        {{.port = 9000,
+          .admin_port = -1,
+          .log_level = -1,
+          .cluster_port = -1,
+          .redis_address = "r:0"},
          "--redis: \"r:0\" is not HOST:PORT (a host name or IP address and a port 1..65535; "
          "IPv6 as [::1]:6379)"},
     };
@@ -584,6 +618,7 @@ static void test_usage(void **state)
         "\n  -c, --config FILE ",
         "\n      --bind ADDR ",
         "\n      --port N ",
+        "\n      --admin-port N ",
         "\n      --log-level LEVEL ",
         "\n      --check-config ",
         "\n  -V, --version ",
@@ -602,7 +637,7 @@ static void test_usage(void **state)
     for (const char *line = text; line != NULL; line = strchr(line + 1, '\n'))
         if (strncmp(line, "\n  -", 4) == 0 || strncmp(line, "\n      --", 9) == 0)
             flag_lines++;
-    assert_int_equal(flag_lines, 12);
+    assert_int_equal(flag_lines, 13);
     free(text);
 }
 
@@ -613,6 +648,7 @@ int main(void)
         cmocka_unit_test(test_config_flag),
         cmocka_unit_test(test_bind_flag),
         cmocka_unit_test(test_port_flag),
+        cmocka_unit_test(test_admin_port_flag),
         cmocka_unit_test(test_log_level_flag),
         cmocka_unit_test(test_cluster_flags),
         cmocka_unit_test(test_boolean_flags),
