@@ -55,7 +55,14 @@ static void resolver_answer(struct resolver_request *request, int error)
     char address[RESOLVER_ADDRESS_MAX_LENGTH] = "";
     int status = error;
     if (error == 0) {
+        /* IPv4 first, as hiredis prefers: "localhost" must reach a peer
+         * listening on 127.0.0.1, not fail on ::1. */
         const struct addrinfo *info = request->request.ar_result;
+        for (const struct addrinfo *each = info; each != NULL; each = each->ai_next)
+            if (each->ai_family == AF_INET) {
+                info = each;
+                break;
+            }
         if (info == NULL || getnameinfo(info->ai_addr, info->ai_addrlen, address, sizeof(address),
                                         NULL, 0, NI_NUMERICHOST) != 0)
             status = EAI_FAIL;
