@@ -25,7 +25,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "ws_client.h"
+#include "bench_client.h"
 
 #define BENCH_MAX_SERVER_PIDS 8
 #define BENCH_ERROR_TEXT 200
@@ -56,6 +56,7 @@ struct bench_options {
     int window;         /* stream: frames in flight per pair; 0: automatic */
     double duration;    /* stream, pingpong: measurement window, seconds */
     int stalled;        /* stream: extra pairs whose receiver never reads */
+    int background;     /* idle pending connections held during the run */
     bool stagger;       /* pairs: second peer starts after the first's NOT_READY */
     int timeout_ms;     /* bound of every set-up step */
     int drain_ms;       /* bound of the wait for frames in flight at the end */
@@ -85,7 +86,8 @@ enum bench_error_kind {
 #define BENCH_HISTOGRAM_SUB_BITS 7
 #define BENCH_HISTOGRAM_MAX_EXPONENT 40
 #define BENCH_HISTOGRAM_BUCKETS                                                                    \
-    (BENCH_HISTOGRAM_LINEAR + (BENCH_HISTOGRAM_MAX_EXPONENT - 10 + 1) * (1 << BENCH_HISTOGRAM_SUB_BITS))
+    (BENCH_HISTOGRAM_LINEAR +                                                                      \
+     (BENCH_HISTOGRAM_MAX_EXPONENT - 10 + 1) * (1 << BENCH_HISTOGRAM_SUB_BITS))
 
 struct bench_histogram {
     uint64_t count;
@@ -104,6 +106,7 @@ struct bench_result {
     uint64_t round_trips;     /* pingpong, within the window */
     uint64_t pairs_done;      /* pairs mode */
     uint64_t connections;     /* idle: connections held pending */
+    uint64_t background;      /* --background connections held */
     uint64_t stalled_bytes;   /* stream: bytes the stalled senders wrote */
     uint64_t errors[BENCH_ERROR_KIND_COUNT];
     double window_s;     /* length of the measurement window */
@@ -114,8 +117,9 @@ struct bench_result {
 };
 
 struct bench_sync;
+struct bench_peer;
 
-/* One worker: a share of the pairs, its own ws_client context. */
+/* One worker: a share of the pairs, its own bench_client context. */
 struct bench_worker {
     const struct bench_options *options;
     int index;
@@ -123,7 +127,7 @@ struct bench_worker {
     int pairs;
     int concurrency;
     int stalled;
-    struct ws_client_context *client;
+    struct bench_client_context *client;
     struct bench_result *result;
     struct bench_sync *sync;
 };
@@ -143,10 +147,14 @@ int bench_pairs_run(struct bench_worker *worker);
 int bench_stream_run(struct bench_worker *worker);
 int bench_pingpong_run(struct bench_worker *worker);
 int bench_idle_run(struct bench_worker *worker);
+/* Open count pending connections (idle mode, --background) in batches;
+ * returns how many became pending. bench_idle_close frees them. */
+size_t bench_idle_open(struct bench_worker *worker, struct bench_peer *peers, size_t count);
+void bench_idle_close(struct bench_peer *peers, size_t count);
 
 /* ---- bench_result (bench_report.c) ---- */
-void bench_result_error(struct bench_result *result, enum bench_error_kind kind,
-                        const char *format, ...) __attribute__((format(printf, 3, 4)));
+void bench_result_error(struct bench_result *result, enum bench_error_kind kind, const char *format,
+                        ...) __attribute__((format(printf, 3, 4)));
 uint64_t bench_result_verification_errors(const struct bench_result *result);
 uint64_t bench_result_all_errors(const struct bench_result *result);
 void bench_result_merge(struct bench_result *into, const struct bench_result *from);
@@ -205,7 +213,7 @@ bool bench_frame_receive(struct bench_result *result, const unsigned char *data,
 /* ---- bench_rendezvous.c ---- */
 /* One connection's handshake with the server. */
 struct bench_peer {
-    struct ws_client_connection *connection;
+    struct bench_client_connection *connection;
     char rid[65];
     char request_uuid[37];
     bool not_ready; /* got NOTIFY_RENDEZVOUS_NOT_READY */
@@ -230,7 +238,7 @@ int bench_rendezvous_start(struct bench_worker *worker, struct bench_peer *peer,
 enum bench_answer bench_rendezvous_answer(struct bench_worker *worker, struct bench_peer *peer,
                                           const unsigned char *data, size_t length, bool binary);
 /* Service until every peer got NOTIFY_RENDEZVOUS (want_rendezvous) or any
- * answer (NOT_READY counts), reading the answers stored by ws_client.
+ * answer (NOT_READY counts), reading the answers stored by bench_client.
  * Returns 0 when all did, else -1 with the failures recorded. */
 int bench_rendezvous_await(struct bench_worker *worker, struct bench_peer **peers, size_t count,
                            bool want_rendezvous);

@@ -15,8 +15,8 @@ static size_t bench_histogram_index(uint64_t value)
     int exponent = 63 - __builtin_clzll(value);
     if (exponent > BENCH_HISTOGRAM_MAX_EXPONENT)
         return BENCH_HISTOGRAM_BUCKETS - 1;
-    uint64_t sub = (value >> (exponent - BENCH_HISTOGRAM_SUB_BITS)) &
-                   ((1u << BENCH_HISTOGRAM_SUB_BITS) - 1);
+    uint64_t sub =
+        (value >> (exponent - BENCH_HISTOGRAM_SUB_BITS)) & ((1u << BENCH_HISTOGRAM_SUB_BITS) - 1);
     return BENCH_HISTOGRAM_LINEAR + (size_t)(exponent - 10) * (1u << BENCH_HISTOGRAM_SUB_BITS) +
            (size_t)sub;
 }

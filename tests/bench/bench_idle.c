@@ -12,6 +12,8 @@
  * over every --server-pid.
  *
  * Connections open in batches so the listen backlog never overflows.
+ * bench_idle_open() also serves --background: idle connections held while
+ * another mode measures (the cost of many idle peers to the active ones).
  */
 #include <stdlib.h>
 
@@ -19,13 +21,6 @@
 #include "moneysocket_json.h"
 
 #define BENCH_IDLE_BATCH 200
-
-struct bench_idle {
-    struct bench_worker *worker;
-    struct bench_peer *peers;
-    struct bench_peer **waiting;
-    size_t count;
-};
 
 static const char *bench_idle_url(const struct bench_options *options, size_t index)
 {
@@ -35,58 +30,59 @@ static const char *bench_idle_url(const struct bench_options *options, size_t in
 }
 
 /* Open one batch and wait until each of its connections is pending. */
-static int bench_idle_open_batch(struct bench_idle *idle, size_t from, size_t count)
+static int bench_idle_open_batch(struct bench_worker *worker, struct bench_peer *peers,
+                                 struct bench_peer **waiting, size_t from, size_t count)
 {
-    const struct bench_options *options = idle->worker->options;
+    const struct bench_options *options = worker->options;
     char rid[65];
 
     for (size_t index = from; index < from + count; index++) {
-        idle->waiting[index - from] = &idle->peers[index];
+        waiting[index - from] = &peers[index];
         if (moneysocket_json_new_rid(rid) != 0 ||
-            bench_rendezvous_start(idle->worker, &idle->peers[index], bench_idle_url(options, index),
-                                   rid) != 0)
+            bench_rendezvous_start(worker, &peers[index], bench_idle_url(options, index), rid) != 0)
             return -1;
     }
     bool echo = options->target == BENCH_TARGET_ECHO;
-    return bench_rendezvous_await(idle->worker, idle->waiting, count, echo);
+    return bench_rendezvous_await(worker, waiting, count, echo);
 }
 
-static void bench_idle_hold(struct bench_idle *idle)
+size_t bench_idle_open(struct bench_worker *worker, struct bench_peer *peers, size_t count)
 {
-    int64_t start = bench_now_ns();
+    struct bench_peer *waiting[BENCH_IDLE_BATCH];
     size_t opened = 0;
-    while (opened < idle->count) {
-        size_t batch = idle->count - opened;
+    while (opened < count) {
+        size_t batch = count - opened;
         if (batch > BENCH_IDLE_BATCH)
             batch = BENCH_IDLE_BATCH;
-        if (bench_idle_open_batch(idle, opened, batch) != 0)
+        if (bench_idle_open_batch(worker, peers, waiting, opened, batch) != 0)
             break;
         opened += batch;
     }
-    idle->worker->result->connections = opened;
-    idle->worker->result->setup_s = (double)(bench_now_ns() - start) / 1e9;
-    /* Keep the loop turning while the runner samples memory: pings and
-     * late answers are handled rather than queued in the kernel. */
-    ws_client_service(idle->worker->client, 0);
+    return opened;
+}
+
+void bench_idle_close(struct bench_peer *peers, size_t count)
+{
+    for (size_t index = 0; index < count && peers != NULL; index++)
+        bench_client_free(peers[index].connection);
 }
 
 int bench_idle_run(struct bench_worker *worker)
 {
-    struct bench_idle idle = {.worker = worker, .count = (size_t)worker->pairs};
+    size_t count = (size_t)worker->pairs;
+    struct bench_peer *peers = calloc(count + 1, sizeof(*peers));
     int status = -1;
 
-    idle.peers = calloc(idle.count + 1, sizeof(*idle.peers));
-    idle.waiting = calloc(BENCH_IDLE_BATCH, sizeof(*idle.waiting));
-    if (idle.peers == NULL || idle.waiting == NULL) {
+    if (peers == NULL) {
         bench_result_error(worker->result, BENCH_ERROR_CONNECT, "out of memory");
     } else if (bench_sync_ready(worker->sync) == 0) {
-        bench_idle_hold(&idle);
+        int64_t start = bench_now_ns();
+        worker->result->connections = bench_idle_open(worker, peers, count);
+        worker->result->setup_s = (double)(bench_now_ns() - start) / 1e9;
         bench_sync_window_end(worker->sync);
         status = 0;
     }
-    for (size_t index = 0; index < idle.count && idle.peers != NULL; index++)
-        ws_client_free(idle.peers[index].connection);
-    free(idle.peers);
-    free(idle.waiting);
+    bench_idle_close(peers, count);
+    free(peers);
     return status;
 }

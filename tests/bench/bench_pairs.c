@@ -47,7 +47,7 @@ struct bench_pairs {
     bool abandoned;
 };
 
-static void bench_pairs_on_message(struct ws_client_connection *connection,
+static void bench_pairs_on_message(struct bench_client_connection *connection,
                                    const unsigned char *data, size_t length, bool binary,
                                    void *user)
 {
@@ -68,7 +68,7 @@ static void bench_pairs_start_peer(struct bench_pairs *run, struct bench_pairs_s
     peer->run = run;
     peer->started = true;
     if (bench_rendezvous_start(run->worker, &peer->peer, url, slot->rid) == 0)
-        ws_client_set_message_handler(peer->peer.connection, bench_pairs_on_message, peer);
+        bench_client_set_handler(peer->peer.connection, bench_pairs_on_message, peer);
 }
 
 static void bench_pairs_start_slot(struct bench_pairs *run, struct bench_pairs_slot *slot)
@@ -90,7 +90,7 @@ static void bench_pairs_start_slot(struct bench_pairs *run, struct bench_pairs_s
 static void bench_pairs_release(struct bench_pairs *run, struct bench_pairs_slot *slot)
 {
     for (int which = 0; which < 2; which++) {
-        ws_client_free(slot->peers[which].peer.connection);
+        bench_client_free(slot->peers[which].peer.connection);
         slot->peers[which].peer.connection = NULL;
     }
     slot->active = false;
@@ -104,14 +104,14 @@ static bool bench_pairs_peer_lost(struct bench_pairs *run, struct bench_pairs_pe
         return false;
     if (peer->peer.failed)
         return true;
-    enum ws_client_state state = ws_client_state(peer->peer.connection);
-    if (state != WS_CLIENT_FAILED && state != WS_CLIENT_DONE)
+    enum bench_client_state state = bench_client_state(peer->peer.connection);
+    if (state != BENCH_CLIENT_FAILED && state != BENCH_CLIENT_DONE)
         return false;
     bench_result_error(run->worker->result,
-                       state == WS_CLIENT_FAILED ? BENCH_ERROR_CONNECT : BENCH_ERROR_CLOSED,
+                       state == BENCH_CLIENT_FAILED ? BENCH_ERROR_CONNECT : BENCH_ERROR_CLOSED,
                        "rid %.12s: connection %s before NOTIFY_RENDEZVOUS: %s", peer->peer.rid,
-                       state == WS_CLIENT_FAILED ? "failed" : "closed",
-                       ws_client_error(peer->peer.connection));
+                       state == BENCH_CLIENT_FAILED ? "failed" : "closed",
+                       bench_client_error(peer->peer.connection));
     peer->peer.failed = true;
     return true;
 }
@@ -160,7 +160,7 @@ static void bench_pairs_loop(struct bench_pairs *run)
         for (int index = 0; index < slots; index++)
             if (!run->slots[index].active && run->started < worker->pairs && !run->abandoned)
                 bench_pairs_start_slot(run, &run->slots[index]);
-        ws_client_service(worker->client, 5);
+        bench_client_service(worker->client, 5);
         for (int index = 0; index < slots; index++)
             if (run->slots[index].active)
                 bench_pairs_check_slot(run, &run->slots[index]);

@@ -24,9 +24,9 @@ struct bench_pingpong;
 struct bench_pingpong_pair {
     struct bench_pingpong *run;
     uint32_t id;
-    struct ws_client_connection *pinger;
-    struct ws_client_connection *ponger; /* echo target: the pinger */
-    uint64_t seq;                        /* of the frame in flight */
+    struct bench_client_connection *pinger;
+    struct bench_client_connection *ponger; /* echo target: the pinger */
+    uint64_t seq;                           /* of the frame in flight */
     uint64_t pinger_next;
     uint64_t ponger_next;
     int64_t sent_ns;
@@ -50,7 +50,7 @@ static void bench_pingpong_send(struct bench_pingpong *run, struct bench_pingpon
     size_t length = run->worker->options->frame_bytes;
     bench_frame_build(run->scratch, length, pair->id, pair->seq);
     pair->sent_ns = bench_now_ns();
-    pair->in_flight = ws_client_send(pair->pinger, run->scratch, length, true) == 0;
+    pair->in_flight = bench_client_send(pair->pinger, run->scratch, length, true) == 0;
     if (pair->in_flight)
         run->worker->result->frames_sent++;
 }
@@ -70,22 +70,22 @@ static bool bench_pingpong_check(struct bench_pingpong_pair *pair, const unsigne
 
 /* The second peer's role: check, send the same bytes back. */
 static void bench_pingpong_bounce(struct bench_pingpong_pair *pair,
-                                  struct ws_client_connection *connection,
+                                  struct bench_client_connection *connection,
                                   const unsigned char *data, size_t length, bool binary)
 {
     bench_pingpong_check(pair, data, length, binary, &pair->ponger_next);
     pair->bounced = true;
-    ws_client_send(connection, data, length, binary);
+    bench_client_send(connection, data, length, binary);
 }
 
-static void bench_pingpong_on_ponger(struct ws_client_connection *connection,
+static void bench_pingpong_on_ponger(struct bench_client_connection *connection,
                                      const unsigned char *data, size_t length, bool binary,
                                      void *user)
 {
     bench_pingpong_bounce(user, connection, data, length, binary);
 }
 
-static void bench_pingpong_on_pinger(struct ws_client_connection *connection,
+static void bench_pingpong_on_pinger(struct bench_client_connection *connection,
                                      const unsigned char *data, size_t length, bool binary,
                                      void *user)
 {
@@ -113,8 +113,8 @@ static void bench_pingpong_check_connections(struct bench_pingpong *run)
 {
     for (size_t index = 0; index < run->count; index++) {
         struct bench_pingpong_pair *pair = &run->pairs[index];
-        if (pair->broken || (ws_client_state(pair->pinger) == WS_CLIENT_OPEN &&
-                             ws_client_state(pair->ponger) == WS_CLIENT_OPEN))
+        if (pair->broken || (bench_client_state(pair->pinger) == BENCH_CLIENT_OPEN &&
+                             bench_client_state(pair->ponger) == BENCH_CLIENT_OPEN))
             continue;
         pair->broken = true;
         pair->in_flight = false;
@@ -141,7 +141,7 @@ static void bench_pingpong_service_until(struct bench_pingpong *run, int64_t dea
         int64_t remaining_ms = (deadline_ns - bench_now_ns()) / 1000000;
         if (remaining_ms <= 0)
             return;
-        ws_client_service(run->worker->client, remaining_ms < 10 ? (int)remaining_ms : 10);
+        bench_client_service(run->worker->client, remaining_ms < 10 ? (int)remaining_ms : 10);
     }
 }
 
@@ -167,9 +167,9 @@ static int bench_pingpong_setup(struct bench_pingpong *run)
         pair->id = worker->first_pair + (uint32_t)index;
         pair->pinger = run->first[index].connection;
         pair->ponger = echo ? pair->pinger : run->second[index].connection;
-        ws_client_set_message_handler(pair->pinger, bench_pingpong_on_pinger, pair);
+        bench_client_set_handler(pair->pinger, bench_pingpong_on_pinger, pair);
         if (!echo)
-            ws_client_set_message_handler(pair->ponger, bench_pingpong_on_ponger, pair);
+            bench_client_set_handler(pair->ponger, bench_pingpong_on_ponger, pair);
     }
     return 0;
 }
@@ -206,9 +206,9 @@ int bench_pingpong_run(struct bench_worker *worker)
         status = 0;
     }
     for (size_t index = 0; index < run.count && run.first != NULL; index++) {
-        ws_client_free(run.first[index].connection);
+        bench_client_free(run.first[index].connection);
         if (run.second != NULL)
-            ws_client_free(run.second[index].connection);
+            bench_client_free(run.second[index].connection);
     }
     free(run.pairs);
     free(run.first);

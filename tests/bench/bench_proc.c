@@ -54,7 +54,7 @@ static double bench_proc_threads_cpu_seconds(pid_t pid)
     while ((entry = readdir(tasks)) != NULL) {
         if (entry->d_name[0] == '.')
             continue;
-        char stat_path[192];
+        char stat_path[320];
         snprintf(stat_path, sizeof(stat_path), "/proc/%d/task/%s/schedstat", (int)pid,
                  entry->d_name);
         double seconds = bench_proc_schedstat_seconds(stat_path);

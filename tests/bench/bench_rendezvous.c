@@ -10,7 +10,7 @@
  *
  * Two styles: bench_rendezvous_await() runs the loop until a set of peers
  * got their answers (set-up of stream, pingpong and idle runs, answers
- * stored by ws_client); the pairs mode instead calls
+ * stored by bench_client); the pairs mode instead calls
  * bench_rendezvous_answer() from its own message handler.
  */
 #include <stdio.h>
@@ -42,11 +42,11 @@ int bench_rendezvous_start(struct bench_worker *worker, struct bench_peer *peer,
     size_t length = moneysocket_json_build_request(request, sizeof(request), peer->rid,
                                                    peer->request_uuid, moneysocket_json_now());
     peer->started_ns = bench_now_ns();
-    peer->connection = ws_client_connect_start(worker->client, url, error, sizeof(error));
+    peer->connection = bench_client_connect(worker->client, url, error, sizeof(error));
     if (peer->connection == NULL || length == 0 ||
-        ws_client_send(peer->connection, request, length, true) != 0) {
+        bench_client_send(peer->connection, request, length, true) != 0) {
         bench_result_error(worker->result, BENCH_ERROR_CONNECT, "%s: cannot connect: %s", url,
-                           peer->connection != NULL ? ws_client_error(peer->connection) : error);
+                           peer->connection != NULL ? bench_client_error(peer->connection) : error);
         peer->failed = true;
         return -1;
     }
@@ -114,28 +114,27 @@ static bool bench_rendezvous_peer_done(const struct bench_peer *peer, bool want_
     return peer->failed || peer->notified || (!want_rendezvous && peer->not_ready);
 }
 
-/* Judge what ws_client stored for peer; note a connection that ended. */
+/* Judge what bench_client stored for peer; note a connection that ended. */
 static void bench_rendezvous_read_stored(struct bench_worker *worker, struct bench_peer *peer,
                                          bool want_rendezvous)
 {
-    struct ws_client_message message;
+    struct bench_client_message message;
 
     while (!bench_rendezvous_peer_done(peer, want_rendezvous) &&
-           ws_client_pending_messages(peer->connection) > 0) {
-        ws_client_receive(peer->connection, &message, 0);
-        bench_rendezvous_answer(worker, peer, message.data, message.length,
-                                message.result == WS_CLIENT_BINARY);
-        ws_client_message_release(&message);
+           bench_client_pending_messages(peer->connection) > 0) {
+        bench_client_receive(peer->connection, &message);
+        bench_rendezvous_answer(worker, peer, message.data, message.length, message.binary);
+        bench_client_message_release(&message);
     }
     if (bench_rendezvous_peer_done(peer, want_rendezvous))
         return;
-    enum ws_client_state state = ws_client_state(peer->connection);
-    if (state == WS_CLIENT_FAILED || state == WS_CLIENT_DONE) {
+    enum bench_client_state state = bench_client_state(peer->connection);
+    if (state == BENCH_CLIENT_FAILED || state == BENCH_CLIENT_DONE) {
         bench_result_error(worker->result,
-                           state == WS_CLIENT_FAILED ? BENCH_ERROR_CONNECT : BENCH_ERROR_CLOSED,
+                           state == BENCH_CLIENT_FAILED ? BENCH_ERROR_CONNECT : BENCH_ERROR_CLOSED,
                            "rid %.12s: connection %s during the handshake: %s", peer->rid,
-                           state == WS_CLIENT_FAILED ? "failed" : "closed",
-                           ws_client_error(peer->connection));
+                           state == BENCH_CLIENT_FAILED ? "failed" : "closed",
+                           bench_client_error(peer->connection));
         peer->failed = true;
     }
 }
@@ -168,7 +167,7 @@ int bench_rendezvous_await(struct bench_worker *worker, struct bench_peer **peer
                 }
             break;
         }
-        ws_client_service(worker->client, remaining_ms < 20 ? (int)remaining_ms : 20);
+        bench_client_service(worker->client, remaining_ms < 20 ? (int)remaining_ms : 20);
     }
     for (size_t index = 0; index < count; index++)
         if (peers[index]->failed)
@@ -209,10 +208,9 @@ int bench_rendezvous_pairs(struct bench_worker *worker, struct bench_peer *first
             0 ||
         bench_rendezvous_await(worker, waiting, count, echo) != 0)
         goto out;
-    if (!echo &&
-        (bench_rendezvous_start_all(worker, second, (const char(*)[65])rids, count,
-                                    bench_rendezvous_second_url(options)) != 0 ||
-         bench_rendezvous_await(worker, waiting, 2 * count, true) != 0))
+    if (!echo && (bench_rendezvous_start_all(worker, second, (const char(*)[65])rids, count,
+                                             bench_rendezvous_second_url(options)) != 0 ||
+                  bench_rendezvous_await(worker, waiting, 2 * count, true) != 0))
         goto out;
     status = 0;
 out:

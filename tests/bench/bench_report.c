@@ -38,8 +38,8 @@ const char *bench_error_kind_name(enum bench_error_kind kind)
     return kind < BENCH_ERROR_KIND_COUNT ? bench_error_names[kind] : "none";
 }
 
-void bench_result_error(struct bench_result *result, enum bench_error_kind kind,
-                        const char *format, ...)
+void bench_result_error(struct bench_result *result, enum bench_error_kind kind, const char *format,
+                        ...)
 {
     result->errors[kind]++;
     if (result->first_error[0] != '\0')
@@ -75,6 +75,7 @@ void bench_result_merge(struct bench_result *into, const struct bench_result *fr
     into->round_trips += from->round_trips;
     into->pairs_done += from->pairs_done;
     into->connections += from->connections;
+    into->background += from->background;
     into->stalled_bytes += from->stalled_bytes;
     for (int kind = 0; kind < BENCH_ERROR_KIND_COUNT; kind++)
         into->errors[kind] += from->errors[kind];
@@ -140,13 +141,14 @@ static void bench_report_common(const struct bench_options *options,
     bench_report_string("label", options->label);
     bench_report_string("url", options->url);
     bench_report_string("url2", options->url2);
-    printf(",\"cross_node\":%s",
-           options->url2 != NULL && strcmp(options->url2, options->url) != 0 &&
-                   options->target == BENCH_TARGET_RELAY
-               ? "true"
-               : "false");
+    printf(",\"cross_node\":%s", options->url2 != NULL &&
+                                         strcmp(options->url2, options->url) != 0 &&
+                                         options->target == BENCH_TARGET_RELAY
+                                     ? "true"
+                                     : "false");
     bench_report_integer("processes", (uint64_t)options->processes);
     bench_report_integer("pairs", (uint64_t)options->pairs);
+    bench_report_integer("background", result->background);
     bench_report_integer("errors", bench_result_all_errors(result));
     bench_report_integer("verification_errors", bench_result_verification_errors(result));
     for (int kind = 0; kind < BENCH_ERROR_KIND_COUNT; kind++) {

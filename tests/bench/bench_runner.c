@@ -18,7 +18,7 @@
  * when the runner's own deadline passes, so a run always ends.
  *
  * Workers are forked before any lws context exists: each child builds its
- * own ws_client context.
+ * own client context (bench_client.c).
  */
 #include <errno.h>
 #include <poll.h>
@@ -208,17 +208,22 @@ static int bench_runner_run_mode(struct bench_worker *worker)
 
 static void bench_runner_work(struct bench_worker *worker)
 {
-    struct ws_client_options client_options = {
-        .rx_buffer_size = 64 * 1024,
-        .raise_file_limit = true,
-    };
-    worker->client = ws_client_context_new(&client_options);
+    worker->client = bench_client_context_new();
     if (worker->client == NULL) {
         bench_result_error(worker->result, BENCH_ERROR_CONNECT, "cannot create a client context");
         return;
     }
-    bench_runner_run_mode(worker);
-    ws_client_context_free(worker->client);
+    /* --background: the first worker holds the idle connections, opened
+     * before the mode sets up, freed after it finished. */
+    size_t background = worker->index == 0 ? (size_t)worker->options->background : 0;
+    struct bench_peer *idle = background > 0 ? calloc(background, sizeof(*idle)) : NULL;
+    if (idle != NULL)
+        worker->result->background = bench_idle_open(worker, idle, background);
+    if (worker->result->background == background)
+        bench_runner_run_mode(worker);
+    bench_idle_close(idle, background);
+    free(idle);
+    bench_client_context_free(worker->client);
     worker->client = NULL;
 }
 
@@ -379,8 +384,7 @@ static int bench_runner_run_forked(const struct bench_options *options, struct b
     signal(SIGPIPE, SIG_IGN);
     for (int index = 0; index < count; index++)
         if (bench_runner_spawn(&children[index], options, index) != 0) {
-            bench_result_error(result, BENCH_ERROR_CONNECT, "cannot fork client process %d",
-                               index);
+            bench_result_error(result, BENCH_ERROR_CONNECT, "cannot fork client process %d", index);
             children[index].pid = 0;
         }
     int64_t deadline = bench_now_ns() + (int64_t)bench_runner_limit_ms(options) * 1000000;

@@ -29,8 +29,8 @@ struct bench_stream;
 struct bench_stream_pair {
     struct bench_stream *stream;
     uint32_t id;
-    struct ws_client_connection *sender;
-    struct ws_client_connection *receiver;
+    struct bench_client_connection *sender;
+    struct bench_client_connection *receiver;
     uint64_t sent;
     uint64_t next_expected; /* the receiver's next sequence number */
     bool stalled;
@@ -53,7 +53,7 @@ static int bench_stream_send_one(struct bench_stream *stream, struct bench_strea
 {
     size_t length = stream->worker->options->frame_bytes;
     bench_frame_build(stream->scratch, length, pair->id, pair->sent);
-    if (ws_client_send(pair->sender, stream->scratch, length, true) != 0)
+    if (bench_client_send(pair->sender, stream->scratch, length, true) != 0)
         return -1;
     pair->sent++;
     if (pair->stalled)
@@ -70,9 +70,8 @@ static void bench_stream_refill(struct bench_stream *stream, struct bench_stream
             break; /* the state check of the main loop reports it */
 }
 
-static void bench_stream_on_frame(struct ws_client_connection *connection,
-                                  const unsigned char *data, size_t length, bool binary,
-                                  void *user)
+static void bench_stream_on_frame(struct bench_client_connection *connection,
+                                  const unsigned char *data, size_t length, bool binary, void *user)
 {
     struct bench_stream_pair *pair = user;
     struct bench_stream *stream = pair->stream;
@@ -91,7 +90,7 @@ static void bench_stream_on_frame(struct ws_client_connection *connection,
 }
 
 /* Relay target: the sender is told nothing after the rendezvous. */
-static void bench_stream_on_unexpected(struct ws_client_connection *connection,
+static void bench_stream_on_unexpected(struct bench_client_connection *connection,
                                        const unsigned char *data, size_t length, bool binary,
                                        void *user)
 {
@@ -104,15 +103,15 @@ static void bench_stream_check_connections(struct bench_stream *stream)
 {
     for (size_t index = 0; index < stream->count; index++) {
         struct bench_stream_pair *pair = &stream->pairs[index];
-        if (pair->broken || (ws_client_state(pair->sender) == WS_CLIENT_OPEN &&
-                             ws_client_state(pair->receiver) == WS_CLIENT_OPEN))
+        if (pair->broken || (bench_client_state(pair->sender) == BENCH_CLIENT_OPEN &&
+                             bench_client_state(pair->receiver) == BENCH_CLIENT_OPEN))
             continue;
         pair->broken = true;
-        struct ws_client_connection *gone =
-            ws_client_state(pair->sender) != WS_CLIENT_OPEN ? pair->sender : pair->receiver;
+        struct bench_client_connection *gone =
+            bench_client_state(pair->sender) != BENCH_CLIENT_OPEN ? pair->sender : pair->receiver;
         bench_result_error(stream->worker->result, BENCH_ERROR_CLOSED,
                            "pair %u: connection closed during the run: %s", pair->id,
-                           ws_client_error(gone));
+                           bench_client_error(gone));
     }
 }
 
@@ -122,7 +121,7 @@ static void bench_stream_top_up_stalled(struct bench_stream *stream)
         struct bench_stream_pair *pair = &stream->pairs[index];
         if (!pair->stalled || pair->broken)
             continue;
-        while (ws_client_queued_bytes(pair->sender) < BENCH_STALLED_QUEUE)
+        while (bench_client_queued_bytes(pair->sender) < BENCH_STALLED_QUEUE)
             if (bench_stream_send_one(stream, pair) != 0)
                 break;
     }
@@ -143,10 +142,10 @@ static int bench_stream_setup(struct bench_stream *stream)
         pair->sender = stream->first[index].connection;
         pair->receiver = echo ? pair->sender : stream->second[index].connection;
         if (!echo)
-            ws_client_set_message_handler(pair->sender, bench_stream_on_unexpected, pair);
-        ws_client_set_message_handler(pair->receiver, bench_stream_on_frame, pair);
+            bench_client_set_handler(pair->sender, bench_stream_on_unexpected, pair);
+        bench_client_set_handler(pair->receiver, bench_stream_on_frame, pair);
         if (pair->stalled)
-            ws_client_pause_reading(pair->receiver);
+            bench_client_pause_reading(pair->receiver);
     }
     return 0;
 }
@@ -163,7 +162,7 @@ static void bench_stream_service_until(struct bench_stream *stream, int64_t dead
         if (remaining_ms <= 0)
             return;
         bench_stream_top_up_stalled(stream);
-        ws_client_service(stream->worker->client, remaining_ms < 10 ? (int)remaining_ms : 10);
+        bench_client_service(stream->worker->client, remaining_ms < 10 ? (int)remaining_ms : 10);
     }
 }
 
@@ -213,9 +212,9 @@ static void bench_stream_measure(struct bench_stream *stream)
 static void bench_stream_free(struct bench_stream *stream)
 {
     for (size_t index = 0; index < stream->count && stream->first != NULL; index++) {
-        ws_client_free(stream->first[index].connection);
+        bench_client_free(stream->first[index].connection);
         if (stream->second != NULL)
-            ws_client_free(stream->second[index].connection);
+            bench_client_free(stream->second[index].connection);
     }
     free(stream->pairs);
     free(stream->first);

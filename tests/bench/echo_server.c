@@ -106,8 +106,8 @@ static struct lws_context *echo_context;
 
 /* ---- the queue ----------------------------------------------------------- */
 
-static struct echo_piece *echo_queue_push(struct echo_queue *queue, const void *data,
-                                          size_t length, int write_flags)
+static struct echo_piece *echo_queue_push(struct echo_queue *queue, const void *data, size_t length,
+                                          int write_flags)
 {
     struct echo_piece *piece = malloc(sizeof(*piece) + LWS_PRE + length);
     if (piece == NULL)
@@ -182,8 +182,8 @@ static void echo_connection_check_low_water(struct echo_connection *connection)
 /* Find "key" and copy the string value after it (exactly length characters)
  * into out. A text scan, not a parser: the answer only has to be right for
  * well-formed requests such as the benchmark's. */
-static bool echo_find_string_value(const char *text, size_t text_length, const char *key,
-                                   char *out, size_t length)
+static bool echo_find_string_value(const char *text, size_t text_length, const char *key, char *out,
+                                   size_t length)
 {
     const char *found = memmem(text, text_length, key, strlen(key));
     if (found == NULL)
@@ -229,20 +229,19 @@ static size_t echo_build_answer(char *out, size_t size, const void *request, siz
 
     if (memmem(text, length, "\"REQUEST_RENDEZVOUS\"", 20) == NULL ||
         !echo_find_string_value(text, length, "\"rendezvous_id\"", rid, ECHO_RID_LENGTH) ||
-        !echo_find_string_value(text, length, "\"request_uuid\"", request_uuid,
-                                ECHO_UUID_LENGTH) ||
+        !echo_find_string_value(text, length, "\"request_uuid\"", request_uuid, ECHO_UUID_LENGTH) ||
         echo_make_uuid(notification_uuid) != 0)
         return 0;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    int written = snprintf(out, size,
-                           "{\"timestamp\": %lld.%06ld, \"protocol\": \"Moneysocket\", "
-                           "\"protocol_version\": \"0.0.0\", \"message_class\": "
-                           "\"NOTIFICATION\", \"notification_uuid\": \"%s\", "
-                           "\"request_reference_uuid\": \"%s\", \"notification_name\": "
-                           "\"NOTIFY_RENDEZVOUS\", \"rendezvous_id\": \"%s\"}",
-                           (long long)now.tv_sec, now.tv_nsec / 1000, notification_uuid,
-                           request_uuid, rid);
+    int written =
+        snprintf(out, size,
+                 "{\"timestamp\": %lld.%06ld, \"protocol\": \"Moneysocket\", "
+                 "\"protocol_version\": \"0.0.0\", \"message_class\": "
+                 "\"NOTIFICATION\", \"notification_uuid\": \"%s\", "
+                 "\"request_reference_uuid\": \"%s\", \"notification_name\": "
+                 "\"NOTIFY_RENDEZVOUS\", \"rendezvous_id\": \"%s\"}",
+                 (long long)now.tv_sec, now.tv_nsec / 1000, notification_uuid, request_uuid, rid);
     if (written <= 0 || (size_t)written >= size)
         return 0;
     return (size_t)written;

@@ -21,32 +21,32 @@
 
 static void bench_main_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: relay-bench MODE --url ws://127.0.0.1:PORT/ [options]\n"
-            "modes:\n"
-            "  pairs      P pairs through the whole rendezvous, C at a time\n"
-            "  stream     P pairs streaming S-byte frames one way for D seconds\n"
-            "  pingpong   round-trip latency with P pairs, one frame in flight each\n"
-            "  idle       N pending connections held; server RSS per connection\n"
-            "options:\n"
-            "  --url URL            the server (first peer of each pair)\n"
-            "  --url2 URL           second peer's node (relay target; default --url)\n"
-            "  --target relay|echo  relayd, or relay-echo (a pair = one connection)\n"
-            "  --server-pid PID[,PID...]  server processes to meter (repeatable)\n"
-            "  --processes N        client processes to spread the pairs over (1)\n"
-            "  --pairs P            pairs (pairs 1000, stream 10, pingpong 10)\n"
-            "  --connections N      idle: connections to hold (1000)\n"
-            "  --concurrency C      pairs: pairs in progress at once (20)\n"
-            "  --stagger            pairs: second peer starts after the first's NOT_READY\n"
-            "  --size BYTES         frame size, 24..1048576, K/KiB suffix allowed (128)\n"
-            "  --window N           stream: frames in flight per pair (256 KiB / size,\n"
-            "                       4..128)\n"
-            "  --duration SECONDS   stream, pingpong: measurement window (2)\n"
-            "  --stalled K          stream: K extra pairs whose receiver never reads\n"
-            "  --timeout-ms MS      bound of each set-up step (10000)\n"
-            "  --drain-ms MS        wait for frames in flight after the window (3000)\n"
-            "  --label TEXT         copied into the JSON line\n"
-            "exit status: 0 clean, 1 verification error, 2 other error, 64 usage\n");
+    fprintf(out, "usage: relay-bench MODE --url ws://127.0.0.1:PORT/ [options]\n"
+                 "modes:\n"
+                 "  pairs      P pairs through the whole rendezvous, C at a time\n"
+                 "  stream     P pairs streaming S-byte frames one way for D seconds\n"
+                 "  pingpong   round-trip latency with P pairs, one frame in flight each\n"
+                 "  idle       N pending connections held; server RSS per connection\n"
+                 "options:\n"
+                 "  --url URL            the server (first peer of each pair)\n"
+                 "  --url2 URL           second peer's node (relay target; default --url)\n"
+                 "  --target relay|echo  relayd, or relay-echo (a pair = one connection)\n"
+                 "  --server-pid PID[,PID...]  server processes to meter (repeatable)\n"
+                 "  --processes N        client processes to spread the pairs over (1)\n"
+                 "  --pairs P            pairs (pairs 1000, stream 10, pingpong 10)\n"
+                 "  --connections N      idle: connections to hold (1000)\n"
+                 "  --concurrency C      pairs: pairs in progress at once (20)\n"
+                 "  --stagger            pairs: second peer starts after the first's NOT_READY\n"
+                 "  --size BYTES         frame size, 24..1048576, K/KiB suffix allowed (128)\n"
+                 "  --window N           stream: frames in flight per pair (256 KiB / size,\n"
+                 "                       4..128)\n"
+                 "  --duration SECONDS   stream, pingpong: measurement window (2)\n"
+                 "  --stalled K          stream: K extra pairs whose receiver never reads\n"
+                 "  --background N       hold N idle pending connections during the run\n"
+                 "  --timeout-ms MS      bound of each set-up step (10000)\n"
+                 "  --drain-ms MS        wait for frames in flight after the window (3000)\n"
+                 "  --label TEXT         copied into the JSON line\n"
+                 "exit status: 0 clean, 1 verification error, 2 other error, 64 usage\n");
 }
 
 static int bench_main_parse_mode(const char *text, enum bench_mode *mode)
@@ -65,13 +65,13 @@ static int bench_main_parse_long(const char *text, long minimum, long maximum, l
     char *end;
     errno = 0;
     long value = strtol(text, &end, 10);
-    if (errno != 0 || end == text || value < minimum || value > maximum)
+    if (errno != 0 || end == text || value < 0 || value > maximum)
         return -1;
     if (strcmp(end, "K") == 0 || strcmp(end, "KiB") == 0)
         value *= 1024;
     else if (*end != '\0')
         return -1;
-    if (value > maximum)
+    if (value < minimum || value > maximum)
         return -1;
     *out = value;
     return 0;
@@ -114,6 +114,7 @@ static int bench_main_parse_number(struct bench_options *options, const char *na
         {"--concurrency", 1, 100000, &options->concurrency},
         {"--window", 1, 1000000, &options->window},
         {"--stalled", 0, 1000, &options->stalled},
+        {"--background", 0, 100000, &options->background},
         {"--timeout-ms", 100, 600000, &options->timeout_ms},
         {"--drain-ms", 0, 600000, &options->drain_ms},
     };
@@ -156,34 +157,40 @@ static int bench_main_parse_option(struct bench_options *options, const char *na
     return 0;
 }
 
+/* One argument (and its value, advancing *index). Returns 0 or -1. */
+static int bench_main_parse_argument(struct bench_options *options, int argc, char **argv,
+                                     int *index, bool *have_mode)
+{
+    const char *argument = argv[*index];
+    if (strcmp(argument, "--help") == 0) {
+        bench_main_usage(stdout);
+        exit(0);
+    }
+    if (strcmp(argument, "--stagger") == 0) {
+        options->stagger = true;
+        return 0;
+    }
+    if (argument[0] != '-') {
+        if (*have_mode || bench_main_parse_mode(argument, &options->mode) != 0)
+            return -1;
+        *have_mode = true;
+        return 0;
+    }
+    if (*index + 1 >= argc || bench_main_parse_option(options, argument, argv[*index + 1]) != 0)
+        return -1;
+    *have_mode |= strcmp(argument, "--mode") == 0;
+    (*index)++;
+    return 0;
+}
+
 static int bench_main_parse(int argc, char **argv, struct bench_options *options)
 {
     bool have_mode = false;
-    for (int index = 1; index < argc; index++) {
-        const char *argument = argv[index];
-        if (strcmp(argument, "--help") == 0) {
-            bench_main_usage(stdout);
-            exit(0);
+    for (int index = 1; index < argc; index++)
+        if (bench_main_parse_argument(options, argc, argv, &index, &have_mode) != 0) {
+            fprintf(stderr, "relay-bench: bad argument %s\n", argv[index]);
+            return -1;
         }
-        if (strcmp(argument, "--stagger") == 0) {
-            options->stagger = true;
-            continue;
-        }
-        if (argument[0] != '-') {
-            if (have_mode || bench_main_parse_mode(argument, &options->mode) != 0)
-                goto bad;
-            have_mode = true;
-            continue;
-        }
-        if (index + 1 >= argc || bench_main_parse_option(options, argument, argv[index + 1]) != 0)
-            goto bad;
-        have_mode |= strcmp(argument, "--mode") == 0;
-        index++;
-        continue;
-    bad:
-        fprintf(stderr, "relay-bench: bad argument %s\n", argument);
-        return -1;
-    }
     if (!have_mode || options->url == NULL) {
         fprintf(stderr, "relay-bench: a mode and --url are required\n");
         return -1;

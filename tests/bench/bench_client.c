@@ -1,0 +1,838 @@
+/*
+ * bench_client.c - the lean WebSocket client of relay-bench (bench_client.h).
+ *
+ * One epoll instance per process, level-triggered, non-blocking sockets with
+ * TCP_NODELAY (as libwebsockets sets them on both ends). A connection moves
+ * through TCP connect -> upgrade (the HTTP request is written, the 101
+ * answer and its Sec-WebSocket-Accept checked) -> open -> done/failed.
+ *
+ * Buffers: frames are serialised (header + masked payload) into the
+ * connection's output buffer when queued, and the buffer is written with
+ * one send() per loop turn (connections with new output are on the
+ * context's dirty list) - so a window of small frames costs one system call,
+ * not one each. Frames queued before the upgrade completed wait in that
+ * buffer. Input is read into a buffer that grows to hold the largest frame;
+ * a complete unfragmented message is handed to the handler straight from
+ * it, fragments are joined in a second buffer (relayd forwards a message in
+ * the chunks it received it in, so fragments do arrive).
+ *
+ * Masking uses a per-connection key stream from a small PRNG and is applied
+ * eight bytes at a time. Pings are answered; a close frame or EOF ends the
+ * connection (the benchmark never needs a closing handshake of its own).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include "bench_client.h"
+
+#define BENCH_CLIENT_EVENTS 256
+#define BENCH_CLIENT_READ_INITIAL 4096
+#define BENCH_CLIENT_READ_CHUNK (256 * 1024)
+#define BENCH_CLIENT_MAX_FRAME (64ULL * 1024 * 1024)
+#define BENCH_CLIENT_MAX_RESPONSE 8192
+#define BENCH_CLIENT_ERROR 160
+#define BENCH_CLIENT_ADDRESSES 4
+#define BENCH_CLIENT_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+enum bench_client_phase {
+    BENCH_PHASE_TCP,
+    BENCH_PHASE_UPGRADE,
+    BENCH_PHASE_OPEN,
+    BENCH_PHASE_DONE,
+    BENCH_PHASE_FAILED,
+};
+
+struct bench_client_buffer {
+    unsigned char *data;
+    size_t start; /* first unconsumed byte */
+    size_t end;   /* one past the last byte */
+    size_t capacity;
+};
+
+struct bench_client_stored {
+    struct bench_client_stored *next;
+    size_t length;
+    bool binary;
+    unsigned char data[];
+};
+
+/* A parsed URL, kept so that thousands of connects parse it once. */
+struct bench_client_address {
+    char url[256];
+    struct sockaddr_storage socket_address;
+    socklen_t socket_length;
+    char host_header[200];
+    char path[256];
+};
+
+struct bench_client_context {
+    int epoll_fd;
+    uint64_t random_state;
+    struct bench_client_connection *dirty; /* connections with output to write */
+    struct bench_client_address addresses[BENCH_CLIENT_ADDRESSES];
+    int address_count;
+};
+
+struct bench_client_connection {
+    struct bench_client_context *context;
+    struct bench_client_connection *next_dirty;
+    bool dirty;
+    int fd;
+    enum bench_client_phase phase;
+    uint32_t registered; /* epoll events asked for */
+    bool reading_paused;
+    char error[BENCH_CLIENT_ERROR];
+    char expected_accept[32];
+    uint64_t mask_state;
+    struct bench_client_buffer request; /* the upgrade request */
+    struct bench_client_buffer out;     /* serialised frames */
+    struct bench_client_buffer in;
+    size_t read_size;                   /* what one read asks for; grows with the traffic */
+    struct bench_client_buffer message; /* fragments being joined */
+    bool message_open;
+    bool message_binary;
+    struct bench_client_stored *stored_head;
+    struct bench_client_stored *stored_tail;
+    size_t stored_count;
+    bench_client_handler handler;
+    void *handler_user;
+};
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static uint64_t bench_client_random(uint64_t *state)
+{
+    /* xorshift64*: masking keys and handshake nonces need to vary, not to be
+     * secret (RFC 6455 masking protects intermediaries, not us). */
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    return *state * 0x2545f4914f6cdd1dULL;
+}
+
+static void bench_client_set_error(struct bench_client_connection *connection, const char *what,
+                                   int error_number)
+{
+    if (connection->error[0] != '\0')
+        return;
+    if (error_number != 0)
+        snprintf(connection->error, sizeof(connection->error), "%s: %s", what,
+                 strerror(error_number));
+    else
+        snprintf(connection->error, sizeof(connection->error), "%s", what);
+}
+
+static size_t bench_client_buffer_length(const struct bench_client_buffer *buffer)
+{
+    return buffer->end - buffer->start;
+}
+
+/* Room for extra more bytes at the end: compact first, grow if needed. */
+static int bench_client_buffer_reserve(struct bench_client_buffer *buffer, size_t extra)
+{
+    if (buffer->capacity - buffer->end >= extra)
+        return 0;
+    size_t length = bench_client_buffer_length(buffer);
+    if (buffer->start > 0) {
+        memmove(buffer->data, buffer->data + buffer->start, length);
+        buffer->start = 0;
+        buffer->end = length;
+        if (buffer->capacity - buffer->end >= extra)
+            return 0;
+    }
+    size_t capacity =
+        buffer->capacity < BENCH_CLIENT_READ_INITIAL ? BENCH_CLIENT_READ_INITIAL : buffer->capacity;
+    while (capacity - length < extra)
+        capacity *= 2;
+    unsigned char *grown = realloc(buffer->data, capacity);
+    if (grown == NULL)
+        return -1;
+    buffer->data = grown;
+    buffer->capacity = capacity;
+    return 0;
+}
+
+static void bench_client_buffer_consume(struct bench_client_buffer *buffer, size_t count)
+{
+    buffer->start += count;
+    if (buffer->start == buffer->end)
+        buffer->start = buffer->end = 0;
+}
+
+static void bench_client_buffer_free(struct bench_client_buffer *buffer)
+{
+    free(buffer->data);
+    memset(buffer, 0, sizeof(*buffer));
+}
+
+/* ---- context ------------------------------------------------------------- */
+
+struct bench_client_context *bench_client_context_new(void)
+{
+    struct bench_client_context *context = calloc(1, sizeof(*context));
+    if (context == NULL)
+        return NULL;
+    context->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (context->epoll_fd < 0 || getrandom(&context->random_state, sizeof(context->random_state),
+                                           0) != sizeof(context->random_state)) {
+        if (context->epoll_fd >= 0)
+            close(context->epoll_fd);
+        free(context);
+        return NULL;
+    }
+    context->random_state |= 1; /* xorshift must not start at zero */
+    /* Thousands of idle connections need thousands of descriptors. */
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &limit);
+    }
+    return context;
+}
+
+void bench_client_context_free(struct bench_client_context *context)
+{
+    if (context == NULL)
+        return;
+    close(context->epoll_fd);
+    free(context);
+}
+
+/* ---- connection state ---------------------------------------------------- */
+
+static void bench_client_update_events(struct bench_client_connection *connection)
+{
+    if (connection->fd < 0)
+        return;
+    uint32_t wanted = 0;
+    if (connection->phase == BENCH_PHASE_TCP)
+        wanted = EPOLLOUT;
+    else {
+        bool pending = connection->phase == BENCH_PHASE_UPGRADE
+                           ? bench_client_buffer_length(&connection->request) > 0
+                           : bench_client_buffer_length(&connection->out) > 0;
+        wanted = (connection->reading_paused ? 0 : EPOLLIN) | (pending ? EPOLLOUT : 0);
+    }
+    if (wanted == connection->registered)
+        return;
+    struct epoll_event event = {.events = wanted, .data.ptr = connection};
+    epoll_ctl(connection->context->epoll_fd, EPOLL_CTL_MOD, connection->fd, &event);
+    connection->registered = wanted;
+}
+
+/* The socket is finished with: closed after being open, or failed. */
+static void bench_client_end(struct bench_client_connection *connection, const char *why,
+                             int error_number)
+{
+    if (connection->fd < 0)
+        return;
+    bench_client_set_error(connection, why, error_number);
+    close(connection->fd); /* also leaves the epoll set */
+    connection->fd = -1;
+    connection->phase =
+        connection->phase == BENCH_PHASE_OPEN ? BENCH_PHASE_DONE : BENCH_PHASE_FAILED;
+    bench_client_buffer_free(&connection->request);
+    bench_client_buffer_free(&connection->out);
+    bench_client_buffer_free(&connection->in);
+    bench_client_buffer_free(&connection->message);
+}
+
+static void bench_client_mark_dirty(struct bench_client_connection *connection)
+{
+    if (connection->dirty)
+        return;
+    connection->dirty = true;
+    connection->next_dirty = connection->context->dirty;
+    connection->context->dirty = connection;
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+static void bench_client_flush(struct bench_client_connection *connection)
+{
+    if (connection->fd < 0 || connection->phase == BENCH_PHASE_TCP)
+        return;
+    struct bench_client_buffer *buffer =
+        connection->phase == BENCH_PHASE_UPGRADE ? &connection->request : &connection->out;
+    while (bench_client_buffer_length(buffer) > 0) {
+        ssize_t written = send(connection->fd, buffer->data + buffer->start,
+                               bench_client_buffer_length(buffer), MSG_NOSIGNAL);
+        if (written > 0) {
+            bench_client_buffer_consume(buffer, (size_t)written);
+            continue;
+        }
+        if (written < 0 && errno == EINTR)
+            continue;
+        if (written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        bench_client_end(connection, "send failed", errno);
+        return;
+    }
+    bench_client_update_events(connection);
+}
+
+static void bench_client_flush_dirty(struct bench_client_context *context)
+{
+    while (context->dirty != NULL) {
+        struct bench_client_connection *connection = context->dirty;
+        context->dirty = connection->next_dirty;
+        connection->dirty = false;
+        bench_client_flush(connection);
+    }
+}
+
+/* Copy length bytes into out, XORed with the 4-byte key, 8 bytes a step. */
+static void bench_client_mask_copy(unsigned char *out, const unsigned char *in, size_t length,
+                                   const unsigned char key[4])
+{
+    uint32_t key32;
+    memcpy(&key32, key, 4);
+    uint64_t key64 = ((uint64_t)key32 << 32) | key32;
+    size_t position = 0;
+    for (; position + 8 <= length; position += 8) {
+        uint64_t word;
+        memcpy(&word, in + position, 8);
+        word ^= key64;
+        memcpy(out + position, &word, 8);
+    }
+    for (; position < length; position++)
+        out[position] = in[position] ^ key[position & 3];
+}
+
+static int bench_client_queue_frame(struct bench_client_connection *connection, int opcode,
+                                    const void *data, size_t length)
+{
+    if (bench_client_buffer_reserve(&connection->out, length + 14) != 0)
+        return -1;
+    unsigned char *header = connection->out.data + connection->out.end;
+    size_t header_length = 2;
+    header[0] = (unsigned char)(0x80 | opcode);
+    if (length < 126) {
+        header[1] = (unsigned char)(0x80 | length);
+    } else if (length <= 0xffff) {
+        header[1] = 0x80 | 126;
+        header[2] = (unsigned char)(length >> 8);
+        header[3] = (unsigned char)length;
+        header_length = 4;
+    } else {
+        header[1] = 0x80 | 127;
+        for (int index = 0; index < 8; index++)
+            header[2 + index] = (unsigned char)((uint64_t)length >> (56 - 8 * index));
+        header_length = 10;
+    }
+    uint32_t key = (uint32_t)bench_client_random(&connection->mask_state);
+    memcpy(header + header_length, &key, 4);
+    bench_client_mask_copy(header + header_length + 4, data, length, header + header_length);
+    connection->out.end += header_length + 4 + length;
+    if (connection->phase == BENCH_PHASE_OPEN)
+        bench_client_mark_dirty(connection);
+    return 0;
+}
+
+int bench_client_send(struct bench_client_connection *connection, const void *data, size_t length,
+                      bool binary)
+{
+    if (connection->fd < 0)
+        return -1;
+    return bench_client_queue_frame(connection, binary ? 2 : 1, data, length);
+}
+
+size_t bench_client_queued_bytes(const struct bench_client_connection *connection)
+{
+    return bench_client_buffer_length(&connection->out);
+}
+
+/* ---- reading frames ------------------------------------------------------ */
+
+static void bench_client_deliver(struct bench_client_connection *connection,
+                                 const unsigned char *data, size_t length, bool binary)
+{
+    if (connection->handler != NULL) {
+        connection->handler(connection, data, length, binary, connection->handler_user);
+        return;
+    }
+    struct bench_client_stored *stored = malloc(sizeof(*stored) + length);
+    if (stored == NULL) {
+        bench_client_end(connection, "out of memory", 0);
+        return;
+    }
+    stored->next = NULL;
+    stored->length = length;
+    stored->binary = binary;
+    memcpy(stored->data, data, length);
+    if (connection->stored_tail != NULL)
+        connection->stored_tail->next = stored;
+    else
+        connection->stored_head = stored;
+    connection->stored_tail = stored;
+    connection->stored_count++;
+}
+
+static void bench_client_on_close_frame(struct bench_client_connection *connection,
+                                        const unsigned char *payload, size_t length)
+{
+    char why[BENCH_CLIENT_ERROR];
+    int code = length >= 2 ? (payload[0] << 8) | payload[1] : 1005;
+    int reason_length = length > 2 ? (int)(length - 2) : 0;
+    if (reason_length > 100)
+        reason_length = 100;
+    snprintf(why, sizeof(why), "server closed %d %.*s", code, reason_length,
+             length > 2 ? (const char *)payload + 2 : "");
+    bench_client_end(connection, why, 0);
+}
+
+/* A data frame: whole messages go straight out, fragments are joined. */
+static void bench_client_on_data_frame(struct bench_client_connection *connection, int opcode,
+                                       bool final, const unsigned char *payload, size_t length)
+{
+    if (opcode != 0 && connection->message_open)
+        return bench_client_end(connection, "new message inside a fragmented one", 0);
+    if (opcode == 0 && !connection->message_open)
+        return bench_client_end(connection, "continuation without a message", 0);
+    if (opcode != 0 && final)
+        return bench_client_deliver(connection, payload, length, opcode == 2);
+    if (opcode != 0) {
+        connection->message_open = true;
+        connection->message_binary = opcode == 2;
+        connection->message.start = connection->message.end = 0;
+    }
+    if (bench_client_buffer_reserve(&connection->message, length) != 0)
+        return bench_client_end(connection, "out of memory", 0);
+    memcpy(connection->message.data + connection->message.end, payload, length);
+    connection->message.end += length;
+    if (!final)
+        return;
+    connection->message_open = false;
+    bench_client_deliver(connection, connection->message.data,
+                         bench_client_buffer_length(&connection->message),
+                         connection->message_binary);
+}
+
+static void bench_client_on_frame(struct bench_client_connection *connection, int opcode,
+                                  bool final, const unsigned char *payload, size_t length)
+{
+    switch (opcode) {
+    case 0:
+    case 1:
+    case 2:
+        bench_client_on_data_frame(connection, opcode, final, payload, length);
+        return;
+    case 8:
+        bench_client_on_close_frame(connection, payload, length);
+        return;
+    case 9:
+        if (bench_client_queue_frame(connection, 10, payload, length) != 0)
+            bench_client_end(connection, "out of memory", 0);
+        return;
+    case 10:
+        return;
+    default:
+        bench_client_end(connection, "unknown opcode", 0);
+    }
+}
+
+/* Length of the frame header at data (avail bytes), 0 when incomplete;
+ * *payload_length gets the payload length. */
+static size_t bench_client_frame_header(const unsigned char *data, size_t avail,
+                                        uint64_t *payload_length)
+{
+    if (avail < 2)
+        return 0;
+    uint64_t length = data[1] & 0x7f;
+    size_t header = 2;
+    if (length == 126) {
+        if (avail < 4)
+            return 0;
+        length = ((uint64_t)data[2] << 8) | data[3];
+        header = 4;
+    } else if (length == 127) {
+        if (avail < 10)
+            return 0;
+        length = 0;
+        for (int index = 0; index < 8; index++)
+            length = (length << 8) | data[2 + index];
+        header = 10;
+    }
+    *payload_length = length;
+    return header;
+}
+
+static void bench_client_parse_frames(struct bench_client_connection *connection)
+{
+    while (connection->phase == BENCH_PHASE_OPEN) {
+        struct bench_client_buffer *in = &connection->in;
+        const unsigned char *data = in->data + in->start;
+        size_t avail = bench_client_buffer_length(in);
+        uint64_t payload_length;
+        size_t header = bench_client_frame_header(data, avail, &payload_length);
+        if (header == 0)
+            return;
+        if ((data[1] & 0x80) != 0 || payload_length > BENCH_CLIENT_MAX_FRAME)
+            return bench_client_end(connection, "server sent a masked or huge frame", 0);
+        if (avail < header + payload_length) {
+            /* make room for the whole frame before the next read */
+            if (bench_client_buffer_reserve(in, header + payload_length - avail) != 0)
+                bench_client_end(connection, "out of memory", 0);
+            return;
+        }
+        int opcode = data[0] & 0x0f;
+        bool final = (data[0] & 0x80) != 0;
+        /* consumed first: a handler never sees its own bytes move */
+        bench_client_buffer_consume(in, header + (size_t)payload_length);
+        bench_client_on_frame(connection, opcode, final, data + header, (size_t)payload_length);
+    }
+}
+
+/* ---- the upgrade --------------------------------------------------------- */
+
+static void bench_client_base64(char *out, const unsigned char *in, size_t length)
+{
+    EVP_EncodeBlock((unsigned char *)out, in, (int)length);
+}
+
+static int bench_client_prepare_upgrade(struct bench_client_connection *connection,
+                                        const struct bench_client_address *address)
+{
+    unsigned char nonce[16], digest[SHA_DIGEST_LENGTH];
+    char key[32], accept_input[80], request[640];
+
+    for (size_t index = 0; index < sizeof(nonce); index += 8) {
+        uint64_t word = bench_client_random(&connection->context->random_state);
+        memcpy(nonce + index, &word, 8);
+    }
+    bench_client_base64(key, nonce, sizeof(nonce));
+    snprintf(accept_input, sizeof(accept_input), "%s%s", key, BENCH_CLIENT_GUID);
+    SHA1((const unsigned char *)accept_input, strlen(accept_input), digest);
+    bench_client_base64(connection->expected_accept, digest, sizeof(digest));
+    int length = snprintf(request, sizeof(request),
+                          "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+                          "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                          "Sec-WebSocket-Version: 13\r\n\r\n",
+                          address->path, address->host_header, key);
+    if (length <= 0 || (size_t)length >= sizeof(request) ||
+        bench_client_buffer_reserve(&connection->request, (size_t)length) != 0)
+        return -1;
+    memcpy(connection->request.data, request, (size_t)length);
+    connection->request.end = (size_t)length;
+    return 0;
+}
+
+/* The server's answer: 101 and the right accept key. Returns 1 when the
+ * connection is now open, 0 when more is needed, -1 when it ended. */
+static int bench_client_parse_response(struct bench_client_connection *connection)
+{
+    struct bench_client_buffer *in = &connection->in;
+    size_t avail = bench_client_buffer_length(in);
+    const unsigned char *data = in->data + in->start;
+    const unsigned char *end = memmem(data, avail, "\r\n\r\n", 4);
+    if (end == NULL) {
+        if (avail > BENCH_CLIENT_MAX_RESPONSE)
+            bench_client_end(connection, "upgrade response too long", 0);
+        return avail > BENCH_CLIENT_MAX_RESPONSE ? -1 : 0;
+    }
+    size_t head_length = (size_t)(end - data) + 4;
+    char head[BENCH_CLIENT_MAX_RESPONSE + 8];
+    if (head_length > BENCH_CLIENT_MAX_RESPONSE)
+        head_length = BENCH_CLIENT_MAX_RESPONSE;
+    memcpy(head, data, head_length);
+    head[head_length] = '\0';
+    const char *accept = strcasestr(head, "\r\nSec-WebSocket-Accept:");
+    if (strncmp(head, "HTTP/1.1 101", 12) != 0 || accept == NULL) {
+        char *line_end = strstr(head, "\r\n");
+        if (line_end != NULL)
+            *line_end = '\0';
+        char why[BENCH_CLIENT_ERROR];
+        snprintf(why, sizeof(why), "upgrade refused: %.100s", head);
+        bench_client_end(connection, why, 0);
+        return -1;
+    }
+    accept += strlen("\r\nSec-WebSocket-Accept:");
+    while (*accept == ' ')
+        accept++;
+    if (strncmp(accept, connection->expected_accept, strlen(connection->expected_accept)) != 0) {
+        bench_client_end(connection, "wrong Sec-WebSocket-Accept", 0);
+        return -1;
+    }
+    bench_client_buffer_consume(in, (size_t)(end - data) + 4);
+    bench_client_buffer_free(&connection->request);
+    connection->phase = BENCH_PHASE_OPEN;
+    if (bench_client_buffer_length(&connection->out) > 0)
+        bench_client_mark_dirty(connection);
+    bench_client_update_events(connection);
+    return 1;
+}
+
+static void bench_client_read(struct bench_client_connection *connection)
+{
+    struct bench_client_buffer *in = &connection->in;
+    if (connection->read_size == 0)
+        connection->read_size = BENCH_CLIENT_READ_INITIAL;
+    if (in->capacity - in->end < BENCH_CLIENT_READ_INITIAL &&
+        bench_client_buffer_reserve(in, connection->read_size) != 0)
+        return bench_client_end(connection, "out of memory", 0);
+    size_t room = in->capacity - in->end;
+    ssize_t got = recv(connection->fd, in->data + in->end, room, 0);
+    if (got == 0)
+        return bench_client_end(connection, "server closed the connection", 0);
+    if (got < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            bench_client_end(connection, "recv failed", errno);
+        return;
+    }
+    /* A read that filled the room: traffic flows, read more per turn. */
+    if ((size_t)got == room && connection->read_size < BENCH_CLIENT_READ_CHUNK)
+        connection->read_size *= 2;
+    in->end += (size_t)got;
+    if (connection->phase == BENCH_PHASE_UPGRADE && bench_client_parse_response(connection) <= 0)
+        return;
+    bench_client_parse_frames(connection);
+}
+
+static void bench_client_finish_connect(struct bench_client_connection *connection)
+{
+    int error_number = 0;
+    socklen_t length = sizeof(error_number);
+    getsockopt(connection->fd, SOL_SOCKET, SO_ERROR, &error_number, &length);
+    if (error_number != 0)
+        return bench_client_end(connection, "connect failed", error_number);
+    connection->phase = BENCH_PHASE_UPGRADE;
+    bench_client_flush(connection);
+    bench_client_update_events(connection);
+}
+
+static void bench_client_handle_event(struct bench_client_connection *connection, uint32_t events)
+{
+    if (connection->fd < 0)
+        return;
+    if (connection->phase == BENCH_PHASE_TCP)
+        return bench_client_finish_connect(connection);
+    if ((events & EPOLLIN) || ((events & (EPOLLERR | EPOLLHUP)) && !connection->reading_paused))
+        bench_client_read(connection);
+    else if (events & (EPOLLERR | EPOLLHUP))
+        return bench_client_end(connection, "connection reset", 0);
+    if (connection->fd >= 0 && (events & EPOLLOUT))
+        bench_client_flush(connection);
+}
+
+void bench_client_service(struct bench_client_context *context, int timeout_ms)
+{
+    struct epoll_event events[BENCH_CLIENT_EVENTS];
+
+    bench_client_flush_dirty(context);
+    int count =
+        epoll_wait(context->epoll_fd, events, BENCH_CLIENT_EVENTS, timeout_ms > 0 ? timeout_ms : 0);
+    for (int index = 0; index < count; index++)
+        bench_client_handle_event(events[index].data.ptr, events[index].events);
+    bench_client_flush_dirty(context);
+}
+
+/* ---- connecting ---------------------------------------------------------- */
+
+/* ws://host:port/path into an address (resolved once per distinct url). */
+static int bench_client_parse_url(const char *url, struct bench_client_address *address)
+{
+    char host[160] = "";
+    const char *rest = url + 5, *path, *port_text;
+    if (strncmp(url, "ws://", 5) != 0 || strlen(url) >= sizeof(address->url))
+        return -1;
+    if (*rest == '[') {
+        const char *close_bracket = strchr(rest, ']');
+        if (close_bracket == NULL || (size_t)(close_bracket - rest - 1) >= sizeof(host))
+            return -1;
+        memcpy(host, rest + 1, (size_t)(close_bracket - rest - 1));
+        port_text = close_bracket + 1;
+    } else {
+        size_t host_length = strcspn(rest, ":/");
+        if (host_length == 0 || host_length >= sizeof(host))
+            return -1;
+        memcpy(host, rest, host_length);
+        port_text = rest + host_length;
+    }
+    path = strchr(port_text, '/');
+    snprintf(address->path, sizeof(address->path), "%s", path != NULL ? path : "/");
+    const char *port = *port_text == ':' ? port_text + 1 : "80";
+    char port_copy[8];
+    snprintf(port_copy, sizeof(port_copy), "%.*s", (int)strcspn(port, "/"), port);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *found;
+    if (getaddrinfo(host, port_copy, &hints, &found) != 0)
+        return -1;
+    memcpy(&address->socket_address, found->ai_addr, found->ai_addrlen);
+    address->socket_length = found->ai_addrlen;
+    freeaddrinfo(found);
+    snprintf(address->host_header, sizeof(address->host_header), "%s%s%s:%s",
+             strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port_copy);
+    snprintf(address->url, sizeof(address->url), "%s", url);
+    return 0;
+}
+
+static const struct bench_client_address *bench_client_lookup(struct bench_client_context *context,
+                                                              const char *url)
+{
+    for (int index = 0; index < context->address_count; index++)
+        if (strcmp(context->addresses[index].url, url) == 0)
+            return &context->addresses[index];
+    int slot = context->address_count < BENCH_CLIENT_ADDRESSES ? context->address_count++
+                                                               : BENCH_CLIENT_ADDRESSES - 1;
+    if (bench_client_parse_url(url, &context->addresses[slot]) != 0) {
+        context->addresses[slot].url[0] = '\0';
+        return NULL;
+    }
+    return &context->addresses[slot];
+}
+
+static int bench_client_open_socket(struct bench_client_connection *connection,
+                                    const struct bench_client_address *address)
+{
+    const struct sockaddr *target = (const struct sockaddr *)&address->socket_address;
+    connection->fd = socket(target->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (connection->fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(connection->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    connection->phase = BENCH_PHASE_TCP;
+    connection->registered = EPOLLOUT;
+    struct epoll_event event = {.events = EPOLLOUT, .data.ptr = connection};
+    if (epoll_ctl(connection->context->epoll_fd, EPOLL_CTL_ADD, connection->fd, &event) != 0)
+        return -1;
+    if (connect(connection->fd, target, address->socket_length) != 0 && errno != EINPROGRESS)
+        return -1;
+    return 0;
+}
+
+struct bench_client_connection *bench_client_connect(struct bench_client_context *context,
+                                                     const char *url, char *error,
+                                                     size_t error_size)
+{
+    const struct bench_client_address *address = bench_client_lookup(context, url);
+    if (address == NULL) {
+        snprintf(error, error_size, "cannot use url %s (ws://host:port/ only)", url);
+        return NULL;
+    }
+    struct bench_client_connection *connection = calloc(1, sizeof(*connection));
+    if (connection == NULL) {
+        snprintf(error, error_size, "out of memory");
+        return NULL;
+    }
+    connection->context = context;
+    connection->fd = -1;
+    connection->mask_state = bench_client_random(&context->random_state) | 1;
+    if (bench_client_prepare_upgrade(connection, address) != 0) {
+        free(connection);
+        snprintf(error, error_size, "out of memory");
+        return NULL;
+    }
+    if (bench_client_open_socket(connection, address) != 0) {
+        /* a failed connection is still returned: the caller sees FAILED */
+        int error_number = errno;
+        if (connection->fd < 0)
+            connection->phase = BENCH_PHASE_FAILED;
+        bench_client_set_error(connection, "connect failed", error_number);
+        bench_client_end(connection, "connect failed", error_number);
+    }
+    return connection;
+}
+
+/* ---- the rest of the API ------------------------------------------------- */
+
+enum bench_client_state bench_client_state(const struct bench_client_connection *connection)
+{
+    switch (connection->phase) {
+    case BENCH_PHASE_TCP:
+    case BENCH_PHASE_UPGRADE:
+        return BENCH_CLIENT_CONNECTING;
+    case BENCH_PHASE_OPEN:
+        return BENCH_CLIENT_OPEN;
+    case BENCH_PHASE_DONE:
+        return BENCH_CLIENT_DONE;
+    case BENCH_PHASE_FAILED:
+        break;
+    }
+    return BENCH_CLIENT_FAILED;
+}
+
+const char *bench_client_error(const struct bench_client_connection *connection)
+{
+    return connection->error;
+}
+
+void bench_client_set_handler(struct bench_client_connection *connection,
+                              bench_client_handler handler, void *user)
+{
+    connection->handler = handler;
+    connection->handler_user = user;
+}
+
+size_t bench_client_pending_messages(const struct bench_client_connection *connection)
+{
+    return connection->stored_count;
+}
+
+bool bench_client_receive(struct bench_client_connection *connection,
+                          struct bench_client_message *message)
+{
+    struct bench_client_stored *stored = connection->stored_head;
+    memset(message, 0, sizeof(*message));
+    if (stored == NULL)
+        return false;
+    connection->stored_head = stored->next;
+    if (connection->stored_head == NULL)
+        connection->stored_tail = NULL;
+    connection->stored_count--;
+    message->data = malloc(stored->length + 1);
+    if (message->data != NULL) {
+        memcpy(message->data, stored->data, stored->length);
+        message->length = stored->length;
+    }
+    message->binary = stored->binary;
+    free(stored);
+    return true;
+}
+
+void bench_client_message_release(struct bench_client_message *message)
+{
+    free(message->data);
+    memset(message, 0, sizeof(*message));
+}
+
+void bench_client_pause_reading(struct bench_client_connection *connection)
+{
+    connection->reading_paused = true;
+    bench_client_update_events(connection);
+}
+
+void bench_client_free(struct bench_client_connection *connection)
+{
+    if (connection == NULL)
+        return;
+    struct bench_client_context *context = connection->context;
+    if (connection->dirty) {
+        /* unlink from the dirty list (short: this turn's writers) */
+        struct bench_client_connection **link = &context->dirty;
+        while (*link != connection)
+            link = &(*link)->next_dirty;
+        *link = connection->next_dirty;
+    }
+    bench_client_end(connection, "freed", 0);
+    struct bench_client_stored *stored = connection->stored_head;
+    while (stored != NULL) {
+        struct bench_client_stored *next = stored->next;
+        free(stored);
+        stored = next;
+    }
+    free(connection);
+}
