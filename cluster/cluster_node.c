@@ -22,6 +22,7 @@
 #include "listen_address.h"
 #include "relay/log.h"
 #include "relay/metrics.h"
+#include "resolver.h"
 
 static struct {
     struct cluster_identity identity;
@@ -161,6 +162,14 @@ void cluster_node_stop(void)
 void cluster_node_free(void)
 {
     link_manager_free();
+    /* Here, after lws_context_destroy, because only now are all of the
+     * resolver's users gone: the links cancel their lookups in
+     * cluster_node_stop, but the Redis client only when server_free
+     * destroys the directory, after cluster_node_stop. Waiting in
+     * cluster_node_stop would miss the lookups the Redis client parks. The
+     * shutdown touches no lws context, so the destroyed one is no
+     * obstacle. */
+    resolver_shutdown();
     if (cluster.secret != NULL) {
         OPENSSL_cleanse(cluster.secret, cluster.secret_length);
         free(cluster.secret);

@@ -404,7 +404,7 @@ static void link_dial(struct link *link)
         return;
     }
     link->state = LINK_DIALING;
-    link->resolving = resolver_lookup(links.context, host, link_on_resolved, link);
+    resolver_lookup(&link->resolving, links.context, host, link_on_resolved, link);
 }
 
 struct peer *link_open_stream(void *context, struct peer *waiting,

@@ -10,9 +10,9 @@
  *   subscription a sentinel connection subscribed to +switch-master, so a
  *                failover is followed as soon as the sentinels announce it.
  *
- * A link resolves its host without blocking (getaddrinfo_a, polled from an
- * lws timer; IP literals skip it), connects, and ends with a reason. hiredis
- * has no timeouts of its own, so every link has a connect deadline and every
+ * A link resolves its host without blocking (resolver.c, which answers IP
+ * literals at once), connects, and ends with a reason. hiredis has no
+ * timeouts of its own, so every link has a connect deadline and every
  * command on the master a reply deadline: when one passes, the connection
  * is dropped, which fails every command still waiting, and redialled.
  *
@@ -30,9 +30,7 @@
  * nothing for a context freed before it connected, and the reason for an
  * end is kept here because after redisAsyncFree hiredis says "OK".
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +43,7 @@
 #include "redis_client.h"
 #include "relay/log.h"
 #include "relay/metrics.h"
+#include "resolver.h"
 
 #define REDIS_HOST_MAX_LENGTH 255
 #define REDIS_DEFAULT_PORT 6379
@@ -53,18 +52,6 @@
 #define REDIS_DEFAULT_COMMAND_TIMEOUT_MS 2000
 #define REDIS_BACKOFF_BASE_MS 100
 #define REDIS_BACKOFF_MAX_MS 2000
-#define REDIS_RESOLVE_POLL_US 2000
-#define REDIS_LOOKUP_REAP_US 100000
-
-/* One getaddrinfo_a request. On the heap because glibc's resolver thread
- * writes into it until it completes: a lookup that cannot be cancelled
- * outlives its link on the client's abandoned list. */
-struct redis_lookup {
-    struct lws_dll2 list; /* client->abandoned_lookups */
-    struct gaicb request;
-    struct addrinfo hints;
-    char host[REDIS_HOST_MAX_LENGTH + 1];
-};
 
 struct redis_endpoint {
     char host[REDIS_HOST_MAX_LENGTH + 1];
@@ -78,9 +65,8 @@ struct redis_link {
     const char *role; /* for log lines */
     enum redis_link_state state;
     redisAsyncContext *hiredis;
-    struct redis_lookup *lookup;
+    struct resolver_request *lookup; /* while LINK_RESOLVING */
     struct redis_endpoint endpoint;
-    lws_sorted_usec_list_t resolve_poll;
     lws_sorted_usec_list_t deadline; /* until LINK_READY */
     /* TCP is up: send the role's first commands. Must not end the link
      * (hiredis is inside its connect callback). */
@@ -142,9 +128,6 @@ struct redis_client {
     unsigned subscription_failures;
     lws_sorted_usec_list_t resubscribe;
 
-    struct lws_dll2_owner abandoned_lookups;
-    lws_sorted_usec_list_t reap;
-
     bool destroying;
 };
 
@@ -152,85 +135,6 @@ static void redis_link_end(struct redis_link *link, const char *reason);
 static void redis_client_dial_master(struct redis_client *client);
 static void redis_client_ask_sentinel(struct redis_client *client);
 static void redis_client_subscribe(struct redis_client *client);
-
-/* ---- name resolution ---------------------------------------------------- */
-
-static bool redis_address_is_literal(const char *host)
-{
-    unsigned char buffer[sizeof(struct in6_addr)];
-    return inet_pton(AF_INET, host, buffer) == 1 || inet_pton(AF_INET6, host, buffer) == 1;
-}
-
-static struct redis_lookup *redis_lookup_start(const char *host)
-{
-    struct redis_lookup *lookup = calloc(1, sizeof(*lookup));
-    if (lookup == NULL)
-        return NULL;
-    snprintf(lookup->host, sizeof(lookup->host), "%s", host);
-    lookup->hints.ai_family = AF_UNSPEC;
-    lookup->hints.ai_socktype = SOCK_STREAM;
-    lookup->request.ar_name = lookup->host;
-    lookup->request.ar_request = &lookup->hints;
-    struct gaicb *list[1] = {&lookup->request};
-    if (getaddrinfo_a(GAI_NOWAIT, list, 1, NULL) != 0) {
-        free(lookup);
-        return NULL;
-    }
-    return lookup;
-}
-
-static void redis_lookup_free(struct redis_lookup *lookup)
-{
-    freeaddrinfo(lookup->request.ar_result);
-    free(lookup);
-}
-
-static void redis_client_reap_lookups(lws_sorted_usec_list_t *timer)
-{
-    struct redis_client *client = lws_container_of(timer, struct redis_client, reap);
-    lws_start_foreach_dll_safe(struct lws_dll2 *, item, next,
-                               lws_dll2_get_head(&client->abandoned_lookups))
-    {
-        struct redis_lookup *lookup = lws_container_of(item, struct redis_lookup, list);
-        if (gai_error(&lookup->request) != EAI_INPROGRESS) {
-            lws_dll2_remove(&lookup->list);
-            redis_lookup_free(lookup);
-        }
-    }
-    lws_end_foreach_dll_safe(item, next);
-    if (client->abandoned_lookups.count > 0)
-        lws_sul_schedule(client->context, 0, &client->reap, redis_client_reap_lookups,
-                         REDIS_LOOKUP_REAP_US);
-}
-
-/* A lookup already running in a resolver thread cannot be cancelled: park
- * it until it finishes rather than block the loop. */
-static void redis_client_abandon_lookup(struct redis_client *client, struct redis_lookup *lookup)
-{
-    if (gai_cancel(&lookup->request) != EAI_NOTCANCELED) {
-        redis_lookup_free(lookup);
-        return;
-    }
-    lws_dll2_add_tail(&lookup->list, &client->abandoned_lookups);
-    lws_sul_schedule(client->context, 0, &client->reap, redis_client_reap_lookups,
-                     REDIS_LOOKUP_REAP_US);
-}
-
-/* Shutdown only: the lookups' memory must outlive the resolver threads. */
-static void redis_client_wait_lookups(struct redis_client *client)
-{
-    lws_start_foreach_dll_safe(struct lws_dll2 *, item, next,
-                               lws_dll2_get_head(&client->abandoned_lookups))
-    {
-        struct redis_lookup *lookup = lws_container_of(item, struct redis_lookup, list);
-        const struct gaicb *list[1] = {&lookup->request};
-        while (gai_error(&lookup->request) == EAI_INPROGRESS)
-            gai_suspend(list, 1, NULL);
-        lws_dll2_remove(&lookup->list);
-        redis_lookup_free(lookup);
-    }
-    lws_end_foreach_dll_safe(item, next);
-}
 
 /* "host", "host:port", "[v6]:port" or a bare IPv6 literal. */
 static int redis_endpoint_parse(struct redis_endpoint *endpoint, const char *text, int default_port)
@@ -278,11 +182,9 @@ static redisAsyncContext *redis_link_reset(struct redis_link *link)
     link->state = LINK_IDLE;
     link->hiredis = NULL;
     lws_sul_cancel(&link->deadline);
-    lws_sul_cancel(&link->resolve_poll);
-    if (link->lookup != NULL) {
-        redis_client_abandon_lookup(link->client, link->lookup);
-        link->lookup = NULL;
-    }
+    /* The resolver keeps a lookup it cannot stop until it ends. */
+    resolver_cancel(link->lookup);
+    link->lookup = NULL;
     return hiredis;
 }
 
@@ -383,37 +285,14 @@ static void redis_link_connect(struct redis_link *link, const char *address)
     redisAsyncSetConnectCallback(hiredis, redis_link_on_connect);
 }
 
-static void redis_link_poll_lookup(lws_sorted_usec_list_t *timer)
+static void redis_link_on_resolved(void *argument, int status, const char *address)
 {
-    struct redis_link *link = lws_container_of(timer, struct redis_link, resolve_poll);
-    struct redis_lookup *lookup = link->lookup;
-    char address[INET6_ADDRSTRLEN] = "";
+    struct redis_link *link = argument;
     char reason[REDIS_HOST_MAX_LENGTH + 100];
 
-    int status = gai_error(&lookup->request);
-    if (status == EAI_INPROGRESS) {
-        lws_sul_schedule(link->client->context, 0, &link->resolve_poll, redis_link_poll_lookup,
-                         REDIS_RESOLVE_POLL_US);
-        return;
-    }
-    /* IPv4 first, as hiredis itself prefers when it resolves. */
-    const struct addrinfo *result = lookup->request.ar_result;
-    for (const struct addrinfo *each = result; each != NULL; each = each->ai_next)
-        if (each->ai_family == AF_INET) {
-            result = each;
-            break;
-        }
-    if (status == 0 && result != NULL) {
-        const void *raw = result->ai_family == AF_INET6
-                              ? (const void *)&((struct sockaddr_in6 *)result->ai_addr)->sin6_addr
-                              : (const void *)&((struct sockaddr_in *)result->ai_addr)->sin_addr;
-        inet_ntop(result->ai_family, raw, address, sizeof(address));
-    }
     link->lookup = NULL;
-    redis_lookup_free(lookup);
-    if (address[0] == '\0') {
-        snprintf(reason, sizeof(reason), "cannot resolve %s: %s", link->endpoint.host,
-                 gai_strerror(status));
+    if (status != 0) {
+        snprintf(reason, sizeof(reason), "cannot resolve %s: %s", link->endpoint.host, address);
         redis_link_end(link, reason);
         return;
     }
@@ -421,8 +300,9 @@ static void redis_link_poll_lookup(lws_sorted_usec_list_t *timer)
     redis_link_connect(link, address);
 }
 
-/* Resolve (unless an IP literal) and connect; the whole of it, and the
- * role's first exchange, must finish within timeout_ms. */
+/* Resolve (an IP literal is answered, and connected, before the lookup call
+ * returns) and connect; the whole of it, and the role's first exchange,
+ * must finish within timeout_ms. */
 static void redis_link_dial(struct redis_link *link, const struct redis_endpoint *endpoint,
                             int timeout_ms)
 {
@@ -431,18 +311,7 @@ static void redis_link_dial(struct redis_link *link, const struct redis_endpoint
     link->state = LINK_RESOLVING;
     lws_sul_schedule(client->context, 0, &link->deadline, redis_link_on_deadline,
                      (lws_usec_t)timeout_ms * LWS_US_PER_MS);
-    if (redis_address_is_literal(endpoint->host)) {
-        link->state = LINK_CONNECTING;
-        redis_link_connect(link, endpoint->host);
-        return;
-    }
-    link->lookup = redis_lookup_start(endpoint->host);
-    if (link->lookup == NULL) {
-        redis_link_end(link, "cannot start name resolution");
-        return;
-    }
-    lws_sul_schedule(client->context, 0, &link->resolve_poll, redis_link_poll_lookup,
-                     REDIS_RESOLVE_POLL_US);
+    resolver_lookup(&link->lookup, client->context, endpoint->host, redis_link_on_resolved, link);
 }
 
 static void redis_link_init(struct redis_link *link, struct redis_client *client, const char *role,
@@ -1056,16 +925,16 @@ void redis_client_destroy(struct redis_client *client)
     lws_sul_cancel(&client->redial);
     lws_sul_cancel(&client->resubscribe);
     lws_sul_cancel(&client->command_deadline);
-    lws_sul_cancel(&client->reap);
     /* Best effort: whatever hiredis still buffers (a last DEL, say) goes
      * out now if the socket takes it. */
     if (client->master.state == LINK_READY && client->master.hiredis != NULL)
         redisAsyncHandleWrite(client->master.hiredis);
+    /* A lookup a link cannot stop is left to the resolver, which waits for
+     * it in resolver_shutdown: the client need not outlive glibc. */
     redis_link_close(&client->master);
     redis_link_close(&client->query);
     redis_link_close(&client->subscription);
     redis_client_fail_queued(client);
-    redis_client_wait_lookups(client);
     if (client->ever_up)
         relay_metrics.cluster.redis_connected = 0;
     redis_client_free(client);
