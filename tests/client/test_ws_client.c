@@ -18,6 +18,7 @@
 
 #include "echo_fixture.h"
 #include "moneysocket_json.h"
+#include "whole_file.h"
 #include "ws_client.h"
 
 #define TIMEOUT_MS 5000
@@ -318,23 +319,12 @@ static void test_many_connections(void **state)
 static char *read_vector(const char *name, size_t *length)
 {
     char path[512];
-    FILE *file;
     char *data;
-    long size;
 
     snprintf(path, sizeof(path), "%s/vectors/frames/%s", RELAY_SHARED_DIR, name);
-    file = fopen(path, "rb");
-    if (!file)
+    data = whole_file_read(path, length);
+    if (!data)
         fail_msg("cannot open %s", path);
-    fseek(file, 0, SEEK_END);
-    size = ftell(file);
-    fseek(file, 0, SEEK_SET);
-    data = malloc((size_t)size + 1);
-    assert_non_null(data);
-    assert_int_equal(fread(data, 1, (size_t)size, file), (size_t)size);
-    data[size] = '\0';
-    fclose(file);
-    *length = (size_t)size;
     return data;
 }
 

@@ -7,13 +7,16 @@
  * single-threaded client loop need not drive it. Helper processes lead their
  * own process group and die with the test (PR_SET_PDEATHSIG); the teardown
  * kills the whole group, which also takes Redis' replication children.
+ * The steps it shares with the single-relay tests are not repeated here:
+ * clocks, sockets, spawning and logs come from harness.c, the WebSocket
+ * handshake and frames of the raw links from raw_ws.c (over a TLS-capable
+ * stream), the notification checks from relay_test.c.
  */
 #include "cluster_harness.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -22,11 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -36,6 +37,9 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "raw_ws.h"
+#include "whole_file.h"
+
 #define CLUSTER_START_ATTEMPTS 3
 #define CLUSTER_PROCESS_READY_MS 10000
 #define CLUSTER_NOTIFY_TIMEOUT_MS 10000
@@ -43,36 +47,16 @@
 #define CLUSTER_LOG_TAIL 3000
 #define CLUSTER_REDIS_REPLY_MAX (1024 * 1024)
 
-static int64_t cluster_now_ms(void)
-{
-    return ws_client_now_ms();
-}
-
-static int cluster_remaining_ms(int64_t deadline)
-{
-    int64_t left = deadline - cluster_now_ms();
-
-    return left > 0 ? (int)left : 0;
-}
-
-static void cluster_sleep_ms(int milliseconds)
-{
-    struct timespec pause = {milliseconds / 1000, (long)(milliseconds % 1000) * 1000000L};
-
-    while (nanosleep(&pause, &pause) < 0 && errno == EINTR)
-        ;
-}
-
 void cluster_service(int milliseconds)
 {
-    int64_t deadline = cluster_now_ms() + milliseconds;
+    int64_t deadline = ws_client_now_ms() + milliseconds;
 
     /* the client loop keeps answering pings and reading closes meanwhile */
     do {
-        int left = cluster_remaining_ms(deadline);
+        int left = harness_remaining_ms(deadline);
 
         ws_client_service(relay_test_client, left < 50 ? left : 50);
-    } while (cluster_now_ms() < deadline);
+    } while (ws_client_now_ms() < deadline);
 }
 
 static int cluster_write_file(const char *path, const char *text, mode_t mode)
@@ -87,75 +71,23 @@ static int cluster_write_file(const char *path, const char *text, mode_t mode)
     return close(fd) == 0 && written ? 0 : -1;
 }
 
-static char *cluster_read_file(const char *path, size_t *length)
-{
-    FILE *file = fopen(path, "rb");
-    char *data = NULL;
-    long size;
-
-    *length = 0;
-    if (!file)
-        return NULL;
-    if (fseek(file, 0, SEEK_END) == 0 && (size = ftell(file)) >= 0 &&
-        fseek(file, 0, SEEK_SET) == 0 && (data = malloc((size_t)size + 1))) {
-        *length = fread(data, 1, (size_t)size, file);
-        data[*length] = '\0';
-    }
-    fclose(file);
-    return data;
-}
-
-static void cluster_print_tail(const char *title, const char *path, size_t max_bytes)
-{
-    size_t length;
-    char *text = cluster_read_file(path, &length);
-
-    if (!text)
-        return;
-    fprintf(stderr, "----- %s (%s) -----\n%s%s\n-----\n", title, path,
-            length > max_bytes ? "...\n" : "",
-            length > max_bytes ? text + length - max_bytes : text);
-    free(text);
-}
-
 /* ---- helper processes ---------------------------------------------------- */
 
+/* A helper leads its own process group (the teardown kills the group, with
+ * Redis' replication children) and appends to its log: a restarted Redis
+ * keeps the log of its first run. */
 static pid_t cluster_spawn(char *const argv[], const char *log_path)
 {
-    pid_t parent = getpid();
-    pid_t pid = fork();
-
-    if (pid < 0)
-        return -1;
-    if (pid > 0) {
-        setpgid(pid, pid); /* also in the child: whichever runs first */
-        return pid;
-    }
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) /* the test died before prctl */
-        _exit(125);
-    int log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    int null_fd = open("/dev/null", O_RDONLY);
-    if (log_fd < 0 || null_fd < 0)
-        _exit(126);
-    dup2(null_fd, STDIN_FILENO);
-    dup2(log_fd, STDOUT_FILENO);
-    dup2(log_fd, STDERR_FILENO);
-    close_range(3, ~0u, 0);
-    execvp(argv[0], argv);
-    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
+    return harness_spawn((const char *const *)argv, log_path, -1,
+                         HARNESS_SPAWN_OWN_GROUP | HARNESS_SPAWN_APPEND);
 }
 
 /* Whether the process still runs (reaps it when not). */
 static bool cluster_process_alive(struct cluster_process *process)
 {
-    int status;
-
     if (process->pid <= 0)
         return false;
-    if (waitpid(process->pid, &status, WNOHANG) == 0)
+    if (harness_poll_exit(process->pid) == -2)
         return true;
     process->pid = 0;
     return false;
@@ -164,15 +96,15 @@ static bool cluster_process_alive(struct cluster_process *process)
 /* Kill the process' whole group and reap the leader. */
 static void cluster_process_kill(struct cluster_process *process, int signal_number)
 {
-    int64_t deadline = cluster_now_ms() + 5000;
+    int64_t deadline = ws_client_now_ms() + 5000;
     pid_t group = process->pid;
 
     if (group <= 0)
         return;
     kill(-group, SIGCONT); /* a stopped process does not act on SIGTERM */
     kill(-group, signal_number);
-    while (cluster_process_alive(process) && cluster_now_ms() < deadline)
-        cluster_sleep_ms(5);
+    while (cluster_process_alive(process) && ws_client_now_ms() < deadline)
+        harness_sleep_ms(5);
     /* whatever is left of the group (Redis' replication child) goes too */
     kill(-group, SIGKILL);
     if (process->pid > 0) {
@@ -192,50 +124,6 @@ static int cluster_make_subdirectory(struct cluster *cluster, const char *name, 
 }
 
 /* ---- a minimal Redis client (RESP) -------------------------------------- */
-
-static int cluster_tcp_connect(int port, int64_t deadline)
-{
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    struct pollfd wait;
-    int fd, error = 0;
-    socklen_t error_length = sizeof(error);
-
-    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&address, sizeof(address)) == 0)
-        return fd;
-    wait.fd = fd;
-    wait.events = POLLOUT;
-    if (errno != EINPROGRESS || poll(&wait, 1, cluster_remaining_ms(deadline)) != 1 ||
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &error_length) < 0 || error) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int cluster_send_all(int fd, const void *data, size_t length, int64_t deadline)
-{
-    const char *bytes = data;
-
-    while (length) {
-        struct pollfd wait = {fd, POLLOUT, 0};
-        ssize_t sent;
-
-        if (poll(&wait, 1, cluster_remaining_ms(deadline)) != 1)
-            return -1;
-        sent = send(fd, bytes, length, MSG_NOSIGNAL);
-        if (sent < 0 && errno != EAGAIN && errno != EINTR)
-            return -1;
-        if (sent > 0) {
-            bytes += sent;
-            length -= (size_t)sent;
-        }
-    }
-    return 0;
-}
 
 struct cluster_text {
     char *data;
@@ -327,7 +215,7 @@ static char *cluster_resp_call(int fd, const char *const *argv, int64_t deadline
         cluster_text_append(&request, argv[i], strlen(argv[i]));
         cluster_text_append(&request, "\r\n", 2);
     }
-    if (!request.data || cluster_send_all(fd, request.data, request.length, deadline) < 0) {
+    if (!request.data || harness_send_all(fd, request.data, request.length, deadline) < 0) {
         free(request.data);
         return NULL;
     }
@@ -337,7 +225,7 @@ static char *cluster_resp_call(int fd, const char *const *argv, int64_t deadline
         size_t position = 0;
         ssize_t got;
 
-        if (poll(&wait, 1, cluster_remaining_ms(deadline)) != 1)
+        if (poll(&wait, 1, harness_remaining_ms(deadline)) != 1)
             break;
         got = recv(fd, buffer + received, sizeof(buffer) - 1 - received, 0);
         if (got <= 0 && !(got < 0 && (errno == EAGAIN || errno == EINTR)))
@@ -359,8 +247,8 @@ static char *cluster_resp_call(int fd, const char *const *argv, int64_t deadline
 
 char *cluster_redis_command(int port, const char *password, int timeout_ms, const char *const *argv)
 {
-    int64_t deadline = cluster_now_ms() + timeout_ms;
-    int fd = cluster_tcp_connect(port, deadline);
+    int64_t deadline = ws_client_now_ms() + timeout_ms;
+    int fd = harness_connect("127.0.0.1", port, deadline);
     char *reply;
 
     if (fd < 0)
@@ -461,13 +349,13 @@ static int cluster_redis_spawn(struct cluster *cluster, struct cluster_process *
         process->pid = 0;
         return -1;
     }
-    deadline = cluster_now_ms() + CLUSTER_PROCESS_READY_MS;
-    while (cluster_now_ms() < deadline) {
+    deadline = ws_client_now_ms() + CLUSTER_PROCESS_READY_MS;
+    while (ws_client_now_ms() < deadline) {
         if (!cluster_process_alive(process))
             return 1;
         if (cluster_redis_pong(process->port, password))
             return 0;
-        cluster_sleep_ms(20);
+        harness_sleep_ms(20);
     }
     return -1;
 }
@@ -489,7 +377,7 @@ static void cluster_redis_start_new(struct cluster *cluster, struct cluster_proc
             break;
     }
     if (result != 0) {
-        cluster_print_tail(name, process->log_path, CLUSTER_LOG_TAIL);
+        harness_print_file_tail(name, process->log_path, CLUSTER_LOG_TAIL);
         cluster_process_kill(process, SIGKILL);
         fail_msg("%s did not start (port %d)", name, process->port);
     }
@@ -513,7 +401,7 @@ void cluster_restart_redis(struct cluster *cluster)
     /* the same port: the nodes reconnect to the address they know */
     result = cluster_redis_spawn(cluster, &cluster->redis);
     if (result != 0) {
-        cluster_print_tail("redis", cluster->redis.log_path, CLUSTER_LOG_TAIL);
+        harness_print_file_tail("redis", cluster->redis.log_path, CLUSTER_LOG_TAIL);
         cluster_process_kill(&cluster->redis, SIGKILL);
         fail_msg("redis did not start again on port %d", cluster->redis.port);
     }
@@ -580,11 +468,11 @@ void cluster_start_sentinels(struct cluster *cluster)
     cluster_redis_start_new(cluster, &cluster->replica, "redis-replica", cluster->redis.port);
     /* a sentinel learns about replicas from the master's INFO, which it asks
      * for only every 10 s: start the sentinels once the replica is attached */
-    deadline = cluster_now_ms() + CLUSTER_PROCESS_READY_MS;
-    while (!cluster_replica_synced(cluster) && cluster_now_ms() < deadline)
-        cluster_sleep_ms(50);
+    deadline = ws_client_now_ms() + CLUSTER_PROCESS_READY_MS;
+    while (!cluster_replica_synced(cluster) && ws_client_now_ms() < deadline)
+        harness_sleep_ms(50);
     if (!cluster_replica_synced(cluster)) {
-        cluster_print_tail("replica", cluster->replica.log_path, CLUSTER_LOG_TAIL);
+        harness_print_file_tail("replica", cluster->replica.log_path, CLUSTER_LOG_TAIL);
         fail_msg("the replica did not sync with the master");
     }
     for (i = 0; i < CLUSTER_SENTINELS; i++) {
@@ -610,16 +498,16 @@ void cluster_start_sentinels(struct cluster *cluster)
         assert_true(sentinel->pid > 0);
     }
     /* hello messages every 2 s: they find each other within a few seconds */
-    deadline = cluster_now_ms() + 20000;
+    deadline = ws_client_now_ms() + 20000;
     for (i = 0; i < CLUSTER_SENTINELS; i++) {
-        while (!cluster_sentinel_settled(&cluster->sentinels[i]) && cluster_now_ms() < deadline) {
+        while (!cluster_sentinel_settled(&cluster->sentinels[i]) && ws_client_now_ms() < deadline) {
             if (!cluster_process_alive(&cluster->sentinels[i]))
                 break;
-            cluster_sleep_ms(100);
+            harness_sleep_ms(100);
         }
         if (!cluster_sentinel_settled(&cluster->sentinels[i])) {
-            cluster_print_tail(cluster->sentinels[i].name, cluster->sentinels[i].log_path,
-                               CLUSTER_LOG_TAIL);
+            harness_print_file_tail(cluster->sentinels[i].name, cluster->sentinels[i].log_path,
+                                    CLUSTER_LOG_TAIL);
             fail_msg("%s did not discover the replica and the other sentinels",
                      cluster->sentinels[i].name);
         }
@@ -655,13 +543,13 @@ int64_t cluster_fail_over(struct cluster *cluster, int timeout_ms)
     int old_port = cluster_sentinel_master_port(cluster);
     struct cluster_process *old_master =
         old_port == cluster->redis.port ? &cluster->redis : &cluster->replica;
-    int64_t started = cluster_now_ms(), deadline = started + timeout_ms;
+    int64_t started = ws_client_now_ms(), deadline = started + timeout_ms;
     int port = old_port;
 
     assert_true(old_port > 0);
     assert_int_equal(old_master->port, old_port);
     cluster_process_kill(old_master, SIGKILL);
-    while (cluster_now_ms() < deadline) {
+    while (ws_client_now_ms() < deadline) {
         port = cluster_sentinel_master_port(cluster);
         if (port > 0 && port != old_port)
             break;
@@ -671,12 +559,12 @@ int64_t cluster_fail_over(struct cluster *cluster, int timeout_ms)
         size_t i;
 
         for (i = 0; i < CLUSTER_SENTINELS; i++)
-            cluster_print_tail(cluster->sentinels[i].name, cluster->sentinels[i].log_path,
-                               CLUSTER_LOG_TAIL);
+            harness_print_file_tail(cluster->sentinels[i].name, cluster->sentinels[i].log_path,
+                                    CLUSTER_LOG_TAIL);
         fail_msg("the sentinels did not fail over within %d ms (master still %d)", timeout_ms,
                  port);
     }
-    return cluster_now_ms() - started;
+    return ws_client_now_ms() - started;
 }
 
 /* ---- nodes -------------------------------------------------------------- */
@@ -1037,14 +925,14 @@ void cluster_start_haproxy(struct cluster *cluster)
     haproxy->pid = cluster_spawn(argv, haproxy->log_path);
     assert_true(haproxy->pid > 0);
     /* every backend passes its /readyz check (rise 2 x inter 500 ms) */
-    deadline = cluster_now_ms() + CLUSTER_PROCESS_READY_MS;
-    while (cluster_now_ms() < deadline && cluster_process_alive(haproxy)) {
+    deadline = ws_client_now_ms() + CLUSTER_PROCESS_READY_MS;
+    while (ws_client_now_ms() < deadline && cluster_process_alive(haproxy)) {
         up = cluster_haproxy_backends_up(cluster);
         if (up == (int)backends)
             return;
         cluster_service(100);
     }
-    cluster_print_tail("haproxy", haproxy->log_path, CLUSTER_LOG_TAIL);
+    harness_print_file_tail("haproxy", haproxy->log_path, CLUSTER_LOG_TAIL);
     fail_msg("haproxy: %d of %zu backends up (haproxy %s)", up, backends,
              haproxy->pid > 0 ? "running" : "exited");
 }
@@ -1065,10 +953,10 @@ int cluster_readyz(struct cluster *cluster, size_t node)
 
 int64_t cluster_wait_readyz(struct cluster *cluster, size_t node, int status, int timeout_ms)
 {
-    int64_t started = cluster_now_ms(), deadline = started + timeout_ms;
+    int64_t started = ws_client_now_ms(), deadline = started + timeout_ms;
     int last = cluster_readyz(cluster, node);
 
-    while (last != status && cluster_now_ms() < deadline) {
+    while (last != status && ws_client_now_ms() < deadline) {
         cluster_service(50);
         last = cluster_readyz(cluster, node);
     }
@@ -1077,17 +965,17 @@ int64_t cluster_wait_readyz(struct cluster *cluster, size_t node, int status, in
         fail_msg("node %s: /readyz answered %d, not %d, for %d ms", cluster->nodes[node].node_id,
                  last, status, timeout_ms);
     }
-    return cluster_now_ms() - started;
+    return ws_client_now_ms() - started;
 }
 
 void cluster_wait_all_ready(struct cluster *cluster, int timeout_ms)
 {
-    int64_t deadline = cluster_now_ms() + timeout_ms;
+    int64_t deadline = ws_client_now_ms() + timeout_ms;
     size_t i;
 
     for (i = 0; i < cluster->node_count; i++)
         if (cluster->nodes[i].relay.pid > 0)
-            cluster_wait_readyz(cluster, i, 200, cluster_remaining_ms(deadline));
+            cluster_wait_readyz(cluster, i, 200, harness_remaining_ms(deadline));
 }
 
 /* Sum the series of name (labels containing filter) in Prometheus text. */
@@ -1148,10 +1036,10 @@ double cluster_metric_total(struct cluster *cluster, const char *name, const cha
 double cluster_wait_metric_at_least(struct cluster *cluster, size_t node, const char *name,
                                     const char *label_filter, double minimum, int timeout_ms)
 {
-    int64_t deadline = cluster_now_ms() + timeout_ms;
+    int64_t deadline = ws_client_now_ms() + timeout_ms;
     double value = cluster_metric_sum(cluster, node, name, label_filter);
 
-    while (value < minimum && cluster_now_ms() < deadline) {
+    while (value < minimum && ws_client_now_ms() < deadline) {
         cluster_service(50);
         value = cluster_metric_sum(cluster, node, name, label_filter);
     }
@@ -1179,13 +1067,8 @@ void cluster_track(struct cluster *cluster, struct ws_client_connection *connect
 
 struct ws_client_connection *cluster_connect_url(struct cluster *cluster, const char *url)
 {
-    struct ws_client_connection *connection;
-    char error[256] = "";
+    struct ws_client_connection *connection = relay_test_connect_url(url);
 
-    connection =
-        ws_client_connect(relay_test_client, url, RELAY_TEST_TIMEOUT_MS, error, sizeof(error));
-    if (!connection)
-        fail_msg("connecting to %s failed: %s", url, error);
     cluster_track(cluster, connection);
     return connection;
 }
@@ -1198,15 +1081,7 @@ struct ws_client_connection *cluster_connect(struct cluster *cluster, size_t nod
 
 void cluster_drop(struct cluster *cluster, struct ws_client_connection *connection)
 {
-    size_t i;
-
-    for (i = 0; i < cluster->connection_count; i++) {
-        if (cluster->connections[i] == connection) {
-            cluster->connections[i] = cluster->connections[--cluster->connection_count];
-            break;
-        }
-    }
-    ws_client_free(connection);
+    relay_test_drop_from(cluster->connections, &cluster->connection_count, connection);
 }
 
 void cluster_connect_many(struct cluster *cluster, const char *const *urls,
@@ -1236,166 +1111,72 @@ void cluster_connect_many(struct cluster *cluster, const char *const *urls,
     }
 }
 
-static void cluster_lowercase(char *out, const char *text, size_t out_size)
-{
-    size_t i;
-
-    for (i = 0; text[i] && i + 1 < out_size; i++)
-        out[i] = (char)(text[i] >= 'A' && text[i] <= 'F' ? text[i] - 'A' + 'a' : text[i]);
-    out[i] = '\0';
-}
-
-static void cluster_check_string(const struct moneysocket_json_field *field, const char *name,
-                                 const char *expected)
-{
-    if (field->type != MONEYSOCKET_JSON_STRING)
-        fail_msg("notification field %s: not a string (type %d)", name, (int)field->type);
-    if (expected && strcmp(field->text, expected))
-        fail_msg("notification field %s: \"%s\", expected \"%s\"", name, field->text, expected);
-}
-
-/* The checks of relay_test_expect_notification (protocol-v0.md). */
-static void cluster_check_notification(const struct moneysocket_message *message, const char *name,
-                                       const char *rid, const char *reference)
-{
-    char lower_rid[65];
-
-    cluster_lowercase(lower_rid, rid, sizeof(lower_rid));
-    if (message->timestamp.type != MONEYSOCKET_JSON_FLOAT &&
-        message->timestamp.type != MONEYSOCKET_JSON_INTEGER)
-        fail_msg("notification timestamp is not a number");
-    if (message->timestamp.number - moneysocket_json_now() > 60 ||
-        moneysocket_json_now() - message->timestamp.number > 60)
-        fail_msg("notification timestamp %s is not now", message->timestamp.text);
-    cluster_check_string(&message->protocol, "protocol", "Moneysocket");
-    cluster_check_string(&message->protocol_version, "protocol_version", "0.0.0");
-    cluster_check_string(&message->message_class, "message_class", "NOTIFICATION");
-    cluster_check_string(&message->notification_name, "notification_name", name);
-    cluster_check_string(&message->rendezvous_id, "rendezvous_id", lower_rid);
-    cluster_check_string(&message->notification_uuid, "notification_uuid", NULL);
-    if (!moneysocket_json_is_uuid_v4(message->notification_uuid.text))
-        fail_msg("notification_uuid %s is not a UUID v4", message->notification_uuid.text);
-    if (!reference && message->request_reference_uuid.type != MONEYSOCKET_JSON_NULL)
-        fail_msg("%s: request_reference_uuid should be null", name);
-    if (reference)
-        cluster_check_string(&message->request_reference_uuid, "request_reference_uuid", reference);
-}
-
-/* Receive one notification; its name into name_out. Fails on anything
- * else (data, close, nothing). */
-static void cluster_receive_notification(struct ws_client_connection *connection,
-                                         const char *expected, int timeout_ms,
-                                         struct moneysocket_message *parsed)
-{
-    struct ws_client_message message;
-    enum ws_client_result result =
-        ws_client_receive(connection, &message, timeout_ms > 0 ? timeout_ms : 0);
-    char copy[2048];
-    size_t length;
-    int parse_result;
-
-    if (result == WS_CLIENT_CLOSED)
-        fail_msg("expected %s, got close %d \"%s\"", expected, message.close_code,
-                 message.close_reason);
-    if (result == WS_CLIENT_TIMEOUT)
-        fail_msg("expected %s, got nothing within %d ms", expected, timeout_ms);
-    length = message.length < sizeof(copy) - 1 ? message.length : sizeof(copy) - 1;
-    if (length) /* data may be NULL for an empty message */
-        memcpy(copy, message.data, length);
-    copy[length] = '\0';
-    length = message.length;
-    ws_client_message_release(&message);
-    if (result != WS_CLIENT_BINARY)
-        fail_msg("expected %s as a binary frame, got a text frame: %s", expected, copy);
-    parse_result = length < sizeof(copy) ? moneysocket_json_parse(copy, length, parsed) : -1;
-    if (parse_result < 0)
-        fail_msg("expected %s, got a %zu-byte non-notification frame", expected, length);
-}
-
 void cluster_expect_notification(struct ws_client_connection *connection, const char *name,
                                  const char *rid, const char *reference, int timeout_ms)
 {
     struct moneysocket_message parsed;
 
-    cluster_receive_notification(connection, name, timeout_ms, &parsed);
-    cluster_check_notification(&parsed, name, rid, reference);
+    relay_test_receive_notification(connection, name, timeout_ms, &parsed);
+    relay_test_check_notification(&parsed, name, rid, reference);
+}
+
+/* Receive notification name into *parsed (unchecked), taking one
+ * NOTIFY_RENDEZVOUS_NOT_READY for reference before it if one comes first
+ * (a node may answer before it asked the cluster). */
+static void cluster_receive_after_not_ready(struct ws_client_connection *connection,
+                                            const char *name, const char *rid,
+                                            const char *reference, int timeout_ms,
+                                            struct moneysocket_message *parsed)
+{
+    int64_t deadline = ws_client_now_ms() + timeout_ms;
+
+    relay_test_receive_notification(connection, name, timeout_ms, parsed);
+    if (!strcmp(parsed->notification_name.text, "NOTIFY_RENDEZVOUS_NOT_READY")) {
+        relay_test_check_notification(parsed, "NOTIFY_RENDEZVOUS_NOT_READY", rid, reference);
+        relay_test_receive_notification(connection, name, harness_remaining_ms(deadline), parsed);
+    }
 }
 
 void cluster_expect_rendezvous(struct ws_client_connection *connection, const char *rid,
                                const char *reference, int timeout_ms)
 {
-    int64_t deadline = cluster_now_ms() + timeout_ms;
     struct moneysocket_message parsed;
 
-    cluster_receive_notification(connection, "NOTIFY_RENDEZVOUS", timeout_ms, &parsed);
-    if (!strcmp(parsed.notification_name.text, "NOTIFY_RENDEZVOUS_NOT_READY")) {
-        /* allowed once: the node asked the cluster before answering */
-        cluster_check_notification(&parsed, "NOTIFY_RENDEZVOUS_NOT_READY", rid, reference);
-        cluster_receive_notification(connection, "NOTIFY_RENDEZVOUS",
-                                     cluster_remaining_ms(deadline), &parsed);
-    }
-    cluster_check_notification(&parsed, "NOTIFY_RENDEZVOUS", rid, reference);
+    cluster_receive_after_not_ready(connection, "NOTIFY_RENDEZVOUS", rid, reference, timeout_ms,
+                                    &parsed);
+    relay_test_check_notification(&parsed, "NOTIFY_RENDEZVOUS", rid, reference);
 }
 
 void cluster_expect_end(struct ws_client_connection *connection, const char *rid, int timeout_ms)
 {
-    int64_t deadline = cluster_now_ms() + timeout_ms;
-    struct ws_client_message message = {0};
-    enum ws_client_result result;
+    int64_t deadline = ws_client_now_ms() + timeout_ms;
 
     cluster_expect_notification(connection, "NOTIFY_RENDEZVOUS_END", rid, NULL, timeout_ms);
-    result = ws_client_receive(connection, &message, cluster_remaining_ms(deadline) + 1000);
-    if (result != WS_CLIENT_CLOSED) {
-        size_t length = message.length;
-
-        if (result != WS_CLIENT_TIMEOUT)
-            ws_client_message_release(&message);
-        fail_msg("expected close 1000 after END, got %s (%zu bytes)",
-                 result == WS_CLIENT_TIMEOUT ? "nothing" : "a message", length);
-    }
-    if (message.close_code != 1000)
-        fail_msg("expected close 1000 after END, got %d \"%s\"", message.close_code,
-                 message.close_reason);
+    relay_test_expect_close_within(connection, 1000, false, harness_remaining_ms(deadline) + 1000);
 }
 
 void cluster_expect_refused(struct ws_client_connection *connection, const char *rid,
                             const char *reference, int timeout_ms)
 {
-    int64_t deadline = cluster_now_ms() + timeout_ms;
-    struct ws_client_message message = {0};
+    int64_t deadline = ws_client_now_ms() + timeout_ms;
     struct moneysocket_message parsed;
-    enum ws_client_result result;
 
-    cluster_receive_notification(connection, "NOTIFY_RENDEZVOUS_END", timeout_ms, &parsed);
-    if (!strcmp(parsed.notification_name.text, "NOTIFY_RENDEZVOUS_NOT_READY")) {
-        /* the node answered before it asked the owner */
-        cluster_check_notification(&parsed, "NOTIFY_RENDEZVOUS_NOT_READY", rid, reference);
-        cluster_receive_notification(connection, "NOTIFY_RENDEZVOUS_END",
-                                     cluster_remaining_ms(deadline), &parsed);
-    }
-    cluster_check_notification(&parsed, "NOTIFY_RENDEZVOUS_END", rid, NULL);
-    result = ws_client_receive(connection, &message, cluster_remaining_ms(deadline) + 1000);
-    if (result != WS_CLIENT_CLOSED) {
-        if (result != WS_CLIENT_TIMEOUT)
-            ws_client_message_release(&message);
-        fail_msg("expected close 1000 after END, got %s",
-                 result == WS_CLIENT_TIMEOUT ? "nothing" : "a message");
-    }
-    if (message.close_code != 1000)
-        fail_msg("expected close 1000 after END, got %d \"%s\"", message.close_code,
-                 message.close_reason);
+    cluster_receive_after_not_ready(connection, "NOTIFY_RENDEZVOUS_END", rid, reference, timeout_ms,
+                                    &parsed);
+    relay_test_check_notification(&parsed, "NOTIFY_RENDEZVOUS_END", rid, NULL);
+    relay_test_expect_close_within(connection, 1000, false, harness_remaining_ms(deadline) + 1000);
 }
 
 bool cluster_expect_not_paired(struct ws_client_connection *connection, const char *rid,
                                int window_ms)
 {
-    int64_t deadline = cluster_now_ms() + window_ms;
+    int64_t deadline = ws_client_now_ms() + window_ms;
 
     for (;;) {
         struct ws_client_message message;
         struct moneysocket_message parsed;
         enum ws_client_result result =
-            ws_client_receive(connection, &message, cluster_remaining_ms(deadline));
+            ws_client_receive(connection, &message, harness_remaining_ms(deadline));
         char copy[2048];
         size_t length;
 
@@ -1403,11 +1184,7 @@ bool cluster_expect_not_paired(struct ws_client_connection *connection, const ch
             return false;
         if (result == WS_CLIENT_CLOSED)
             return true;
-        length = message.length < sizeof(copy) - 1 ? message.length : sizeof(copy) - 1;
-        if (length)
-            memcpy(copy, message.data, length);
-        copy[length] = '\0';
-        ws_client_message_release(&message);
+        length = relay_test_copy_release(&message, copy, sizeof(copy));
         if (moneysocket_json_parse(copy, length, &parsed) < 0)
             fail_msg("rid %.8s: expected no pairing, got a %zu-byte data frame", rid, length);
         if (strcmp(parsed.notification_name.text, "NOTIFY_RENDEZVOUS_NOT_READY") &&
@@ -1452,50 +1229,6 @@ void *cluster_alloc(struct cluster *cluster, size_t size)
 
 /* ---- PKI ---------------------------------------------------------------- */
 
-static void cluster_openssl(const char *const *arguments)
-{
-    char *argv[40], *output = NULL;
-    int count = 0, status;
-
-    argv[count++] = "openssl";
-    while (*arguments && count < 39)
-        argv[count++] = (char *)*arguments++;
-    argv[count] = NULL;
-    status = harness_run_command(argv, 30000, &output);
-    if (status != 0) {
-        fprintf(stderr, "openssl %s failed (%d): %s\n", argv[1], status, output ? output : "");
-        free(output);
-        fail_msg("openssl %s failed", argv[1]);
-    }
-    free(output);
-}
-
-static void cluster_make_ca(const char *cert, const char *key, const char *subject)
-{
-    const char *arguments[] = {"req",
-                               "-x509",
-                               "-newkey",
-                               "ec",
-                               "-pkeyopt",
-                               "ec_paramgen_curve:prime256v1",
-                               "-nodes",
-                               "-keyout",
-                               key,
-                               "-out",
-                               cert,
-                               "-days",
-                               "2",
-                               "-subj",
-                               subject,
-                               "-addext",
-                               "basicConstraints=critical,CA:TRUE",
-                               "-addext",
-                               "keyUsage=critical,keyCertSign,cRLSign",
-                               NULL};
-
-    cluster_openssl(arguments);
-}
-
 void cluster_make_pki(struct cluster *cluster)
 {
     if (cluster->have_pki)
@@ -1506,10 +1239,12 @@ void cluster_make_pki(struct cluster *cluster)
              cluster->directory);
     snprintf(cluster->foreign_ca_key, sizeof(cluster->foreign_ca_key), "%s/foreign-ca.key",
              cluster->directory);
-    cluster_make_ca(cluster->ca_cert, cluster->ca_key, "/CN=relayd test cluster CA");
+    if (harness_make_ca(cluster->ca_cert, cluster->ca_key, "/CN=relayd test cluster CA") < 0)
+        fail_msg("making the cluster CA failed");
     /* same shape, another key: what an outsider's certificate chains to */
-    cluster_make_ca(cluster->foreign_ca_cert, cluster->foreign_ca_key,
-                    "/CN=relayd test foreign CA");
+    if (harness_make_ca(cluster->foreign_ca_cert, cluster->foreign_ca_key,
+                        "/CN=relayd test foreign CA") < 0)
+        fail_msg("making the foreign CA failed");
     cluster->have_pki = true;
 }
 
@@ -1517,7 +1252,7 @@ void cluster_make_certificate(struct cluster *cluster, const char *name, bool fo
                               char *cert_path, char *key_path, size_t path_size)
 {
     static int serial = 100;
-    char request[320], extensions_path[320], extensions[512], subject[128], serial_text[16];
+    char extensions_path[320], extensions[512], subject[128], serial_text[16];
 
     if (!cluster->have_pki)
         cluster_make_pki(cluster);
@@ -1525,7 +1260,6 @@ void cluster_make_certificate(struct cluster *cluster, const char *name, bool fo
              name);
     snprintf(key_path, path_size, "%s/%s%s.key", cluster->directory, foreign ? "foreign-" : "",
              name);
-    snprintf(request, sizeof(request), "%s.csr", cert_path);
     snprintf(extensions_path, sizeof(extensions_path), "%s.ext", cert_path);
     snprintf(extensions, sizeof(extensions),
              "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
@@ -1535,24 +1269,10 @@ void cluster_make_certificate(struct cluster *cluster, const char *name, bool fo
     snprintf(subject, sizeof(subject), "/CN=%s", name);
     snprintf(serial_text, sizeof(serial_text), "%d", serial++);
     assert_int_equal(cluster_write_file(extensions_path, extensions, 0600), 0);
-    {
-        const char *make_request[] = {
-            "req",    "-newkey", "ec",     "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", key_path, "-out",     request,
-            "-subj",  subject,   NULL};
-        const char *sign[] = {"x509",        "-req",
-                              "-in",         request,
-                              "-CA",         foreign ? cluster->foreign_ca_cert : cluster->ca_cert,
-                              "-CAkey",      foreign ? cluster->foreign_ca_key : cluster->ca_key,
-                              "-set_serial", serial_text,
-                              "-days",       "2",
-                              "-extfile",    extensions_path,
-                              "-out",        cert_path,
-                              NULL};
-
-        cluster_openssl(make_request);
-        cluster_openssl(sign);
-    }
+    if (harness_make_certificate(
+            cert_path, key_path, subject, foreign ? cluster->foreign_ca_cert : cluster->ca_cert,
+            foreign ? cluster->foreign_ca_key : cluster->ca_key, serial_text, extensions_path) < 0)
+        fail_msg("making the certificate of %s failed", name);
 }
 
 /* ---- raw links ---------------------------------------------------------- */
@@ -1576,7 +1296,7 @@ static bool cluster_link_wait(struct cluster_raw_link *link, int ssl_error, int6
     int ready;
 
     do
-        ready = poll(&wait, 1, cluster_remaining_ms(deadline));
+        ready = poll(&wait, 1, harness_remaining_ms(deadline));
     while (ready < 0 && errno == EINTR);
     return ready == 1;
 }
@@ -1616,10 +1336,11 @@ static ssize_t cluster_link_read_some(struct cluster_raw_link *link, void *buffe
     }
 }
 
-/* 0 when all read, -1 on timeout, -2 when the connection ended. */
-static int cluster_link_read_exact(struct cluster_raw_link *link, void *buffer, size_t length,
-                                   int64_t deadline)
+/* read_exact of a link's raw_ws_stream (context: the link): 0 when all
+ * read, -1 on timeout, -2 when the connection ended. */
+static int cluster_link_read_exact(void *context, void *buffer, size_t length, int64_t deadline)
 {
+    struct cluster_raw_link *link = context;
     unsigned char *bytes = buffer;
 
     while (length) {
@@ -1637,7 +1358,7 @@ static int cluster_link_read_exact(struct cluster_raw_link *link, void *buffer, 
 
 int cluster_raw_link_write(struct cluster_raw_link *link, const void *data, size_t length)
 {
-    int64_t deadline = cluster_now_ms() + RELAY_TEST_TIMEOUT_MS;
+    int64_t deadline = ws_client_now_ms() + RELAY_TEST_TIMEOUT_MS;
     const unsigned char *bytes = data;
 
     while (length) {
@@ -1670,84 +1391,41 @@ int cluster_raw_link_write(struct cluster_raw_link *link, const void *data, size
     return 0;
 }
 
+/* write_all of a link's raw_ws_stream (context: the link). */
+static int cluster_link_write_all(void *context, const void *data, size_t length)
+{
+    return cluster_raw_link_write(context, data, length);
+}
+
+/* The link as a byte stream for raw_ws' handshake and frame steps. */
+static struct raw_ws_stream cluster_link_stream(struct cluster_raw_link *link)
+{
+    struct raw_ws_stream stream = {cluster_link_read_exact, cluster_link_write_all, link};
+
+    return stream;
+}
+
 int cluster_raw_link_send(struct cluster_raw_link *link, int opcode, const void *data,
                           size_t length)
 {
-    const unsigned char mask[4] = {0x5a, 0x17, 0xc3, 0x9e};
-    unsigned char *frame = malloc(length + 14);
-    size_t header = 2, i;
-    int result;
+    struct raw_ws_stream stream = cluster_link_stream(link);
 
-    if (!frame)
-        return -1;
-    frame[0] = (unsigned char)(0x80 | opcode);
-    if (length < 126) {
-        frame[1] = (unsigned char)(0x80 | length);
-    } else if (length < 65536) {
-        frame[1] = 0x80 | 126;
-        frame[2] = (unsigned char)(length >> 8);
-        frame[3] = (unsigned char)length;
-        header = 4;
-    } else {
-        frame[1] = 0x80 | 127;
-        for (i = 0; i < 8; i++)
-            frame[2 + i] = (unsigned char)((uint64_t)length >> (56 - 8 * i));
-        header = 10;
-    }
-    memcpy(frame + header, mask, 4);
-    header += 4;
-    for (i = 0; i < length; i++)
-        frame[header + i] = ((const unsigned char *)data)[i] ^ mask[i % 4];
-    result = cluster_raw_link_write(link, frame, header + length);
-    free(frame);
-    return result;
+    return raw_ws_stream_send_frame(&stream, opcode, data, length);
 }
 
 int cluster_raw_link_read_frame(struct cluster_raw_link *link, int timeout_ms, int *opcode,
                                 unsigned char **payload, size_t *length)
 {
-    int64_t deadline = cluster_now_ms() + timeout_ms;
-    unsigned char header[8], mask[4] = {0};
-    bool masked;
-    uint64_t size;
-    int result, i;
+    struct raw_ws_stream stream = cluster_link_stream(link);
 
-    *payload = NULL;
-    *length = 0;
-    if ((result = cluster_link_read_exact(link, header, 2, deadline)) < 0)
-        return result;
-    *opcode = header[0] & 0x8f; /* FIN bit and opcode */
-    masked = header[1] & 0x80;
-    size = header[1] & 0x7f;
-    if (size == 126) {
-        if ((result = cluster_link_read_exact(link, header, 2, deadline)) < 0)
-            return result;
-        size = ((uint64_t)header[0] << 8) | header[1];
-    } else if (size == 127) {
-        if ((result = cluster_link_read_exact(link, header, 8, deadline)) < 0)
-            return result;
-        for (size = 0, i = 0; i < 8; i++)
-            size = (size << 8) | header[i];
-    }
-    if (masked && (result = cluster_link_read_exact(link, mask, 4, deadline)) < 0)
-        return result;
-    if (size > 16 * 1024 * 1024 || !(*payload = malloc(size + 1)))
-        return -2;
-    if ((result = cluster_link_read_exact(link, *payload, size, deadline)) < 0) {
-        free(*payload);
-        *payload = NULL;
-        return result;
-    }
-    for (i = 0; masked && (uint64_t)i < size; i++)
-        (*payload)[i] ^= mask[i % 4];
-    (*payload)[size] = '\0';
-    *length = size;
-    return 0;
+    /* lenient where raw_ws_read_frame is strict: a masked frame is read */
+    return raw_ws_stream_read_frame(&stream, ws_client_now_ms() + timeout_ms, true, opcode, payload,
+                                    length);
 }
 
 int cluster_raw_link_wait_closed(struct cluster_raw_link *link, int timeout_ms, int *data_frames)
 {
-    int64_t deadline = cluster_now_ms() + timeout_ms;
+    int64_t deadline = ws_client_now_ms() + timeout_ms;
 
     *data_frames = 0;
     for (;;) {
@@ -1755,7 +1433,7 @@ int cluster_raw_link_wait_closed(struct cluster_raw_link *link, int timeout_ms, 
         size_t length;
         int opcode, result;
 
-        result = cluster_raw_link_read_frame(link, cluster_remaining_ms(deadline), &opcode,
+        result = cluster_raw_link_read_frame(link, harness_remaining_ms(deadline), &opcode,
                                              &payload, &length);
         free(payload);
         if (result == -2)
@@ -1828,25 +1506,16 @@ static int cluster_link_start_tls(struct cluster_raw_link *link, const struct cl
     }
 }
 
-/* Read the response head byte by byte up to the blank line (reading more
- * could swallow the HELLO). Returns 0, -1 on timeout, -2 when closed. */
+/* Read the response head (not past it: the HELLO follows) and note its
+ * status and subprotocol. Returns 0, -1 on timeout, -2 when closed. */
 static int cluster_link_read_head(struct cluster_raw_link *link, int64_t deadline)
 {
+    struct raw_ws_stream stream = cluster_link_stream(link);
     char head[4096], *protocol;
-    size_t length = 0;
+    int result = raw_ws_stream_read_head(&stream, deadline, head, sizeof(head), &link->http_status);
 
-    while (length < sizeof(head) - 1) {
-        int result = cluster_link_read_exact(link, head + length, 1, deadline);
-
-        if (result < 0)
-            return result;
-        length++;
-        head[length] = '\0';
-        if (length >= 4 && !memcmp(head + length - 4, "\r\n\r\n", 4))
-            break;
-    }
-    if (sscanf(head, "HTTP/1.%*d %d", &link->http_status) != 1)
-        return -2;
+    if (result < 0)
+        return result;
     protocol = strcasestr(head, "\r\nsec-websocket-protocol:");
     if (protocol) {
         protocol += strlen("\r\nsec-websocket-protocol:");
@@ -1861,27 +1530,19 @@ static int cluster_link_read_head(struct cluster_raw_link *link, int64_t deadlin
 int cluster_raw_link_open(struct cluster_raw_link *link, int port, const char *subprotocol,
                           const struct cluster_raw_tls *tls, int timeout_ms)
 {
-    int64_t deadline = cluster_now_ms() + timeout_ms;
-    char request[512], protocol_header[128] = "";
-    int length;
+    int64_t deadline = ws_client_now_ms() + timeout_ms;
+    struct raw_ws_stream stream;
 
     memset(link, 0, sizeof(*link));
-    link->fd = cluster_tcp_connect(port, deadline);
+    stream = cluster_link_stream(link);
+    link->fd = harness_connect("127.0.0.1", port, deadline);
     if (link->fd < 0) {
         snprintf(link->error, sizeof(link->error), "TCP connect to %d failed", port);
         return -1;
     }
     if (tls && cluster_link_start_tls(link, tls, deadline) < 0)
         return -1;
-    if (subprotocol)
-        snprintf(protocol_header, sizeof(protocol_header), "Sec-WebSocket-Protocol: %s\r\n",
-                 subprotocol);
-    length = snprintf(request, sizeof(request),
-                      "GET /cluster HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                      "Sec-WebSocket-Version: 13\r\n%s\r\n",
-                      port, protocol_header);
-    if (cluster_raw_link_write(link, request, (size_t)length) < 0) {
+    if (raw_ws_stream_send_upgrade(&stream, "127.0.0.1", port, "/cluster", subprotocol) < 0) {
         /* a TLS alert for a refused client certificate lands here or below */
         if (!link->error[0])
             snprintf(link->error, sizeof(link->error), "sending the upgrade failed");
@@ -1902,7 +1563,7 @@ int cluster_raw_link_open(struct cluster_raw_link *link, int port, const char *s
 enum cluster_probe_result cluster_probe_link(int port, const char *subprotocol,
                                              const struct cluster_raw_tls *tls, int timeout_ms)
 {
-    int64_t deadline = cluster_now_ms() + timeout_ms;
+    int64_t deadline = ws_client_now_ms() + timeout_ms;
     struct cluster_raw_link link;
     enum cluster_probe_result outcome;
     int result = cluster_raw_link_open(&link, port, subprotocol, tls, timeout_ms);
@@ -1918,7 +1579,7 @@ enum cluster_probe_result cluster_probe_link(int port, const char *subprotocol,
             size_t length;
             int opcode;
 
-            result = cluster_raw_link_read_frame(&link, cluster_remaining_ms(deadline), &opcode,
+            result = cluster_raw_link_read_frame(&link, harness_remaining_ms(deadline), &opcode,
                                                  &payload, &length);
             free(payload);
             if (result == -1)
@@ -2080,14 +1741,14 @@ int cluster_link_await_auth_ok(struct cluster_raw_link *link, int timeout_ms,
                                const struct cluster_link_hello *hello,
                                const struct cluster_link_auth *auth, const char *secret)
 {
-    int64_t deadline = cluster_now_ms() + timeout_ms;
+    int64_t deadline = ws_client_now_ms() + timeout_ms;
 
     for (;;) {
         unsigned char *message, expected[32];
         size_t length;
         int opcode, result;
 
-        result = cluster_raw_link_read_frame(link, cluster_remaining_ms(deadline), &opcode,
+        result = cluster_raw_link_read_frame(link, harness_remaining_ms(deadline), &opcode,
                                              &message, &length);
         if (result == -1)
             return -1;
@@ -2125,7 +1786,7 @@ int cluster_link_await_auth_ok(struct cluster_raw_link *link, int timeout_ms,
 void cluster_shared_secret(struct cluster *cluster, char *out, size_t out_size)
 {
     size_t length;
-    char *text = cluster_read_file(cluster->secret_file, &length);
+    char *text = whole_file_read(cluster->secret_file, &length);
 
     assert_non_null(text);
     while (length && (text[length - 1] == '\n' || text[length - 1] == '\r'))
@@ -2383,36 +2044,25 @@ void cluster_finish(struct cluster *cluster)
     cluster->finished = true;
 }
 
-static int cluster_remove_entry(const char *path, const struct stat *info, int flag,
-                                struct FTW *walk)
-{
-    (void)info;
-    (void)flag;
-    (void)walk;
-    remove(path);
-    return 0;
-}
-
 static void cluster_print_logs(struct cluster *cluster)
 {
     size_t i;
 
     for (i = 0; i < cluster->node_count; i++)
         if (cluster->nodes[i].started)
-            cluster_print_tail(cluster->nodes[i].node_id, cluster->nodes[i].relay.stderr_path,
-                               CLUSTER_LOG_TAIL);
+            harness_print_file_tail(cluster->nodes[i].node_id, cluster->nodes[i].relay.stderr_path,
+                                    CLUSTER_LOG_TAIL);
     if (cluster->redis.log_path[0])
-        cluster_print_tail("redis", cluster->redis.log_path, 1500);
+        harness_print_file_tail("redis", cluster->redis.log_path, 1500);
     if (cluster->haproxy.log_path[0])
-        cluster_print_tail("haproxy", cluster->haproxy.log_path, 1500);
+        harness_print_file_tail("haproxy", cluster->haproxy.log_path, 1500);
     for (i = 0; i < cluster->helper_count; i++)
-        cluster_print_tail(cluster->helpers[i].name, cluster->helpers[i].log_path, 1500);
+        harness_print_file_tail(cluster->helpers[i].name, cluster->helpers[i].log_path, 1500);
 }
 
 int cluster_test_teardown(void **state)
 {
     struct cluster *cluster = *state;
-    const char *keep = getenv("RELAY_TEST_KEEP");
     int result = 0;
     size_t i;
 
@@ -2456,8 +2106,7 @@ int cluster_test_teardown(void **state)
         cluster_process_kill(&cluster->sentinels[i], SIGKILL);
     cluster_process_kill(&cluster->replica, SIGKILL);
     cluster_process_kill(&cluster->redis, SIGKILL);
-    if (cluster->directory[0] && !(keep && !strcmp(keep, "1")))
-        nftw(cluster->directory, cluster_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    harness_remove_directory(cluster->directory);
     free(cluster);
     *state = NULL;
     return result;

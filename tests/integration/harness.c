@@ -29,30 +29,23 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "whole_file.h"
+#include "ws_client.h"
+
 #define HARNESS_START_ATTEMPTS 3
 #define HARNESS_READY_TIMEOUT_MS 15000
 #define HARNESS_HTTP_TIMEOUT_MS 3000
 #define HARNESS_HTTP_MAX_BYTES (4 * 1024 * 1024)
 #define HARNESS_MAX_ARGS 32
 
-static int64_t harness_now_ms(void)
+int harness_remaining_ms(int64_t deadline)
 {
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
-/* Milliseconds left until deadline, never negative (poll() would take a
- * negative timeout as "wait for ever"). */
-static int harness_remaining_ms(int64_t deadline)
-{
-    int64_t left = deadline - harness_now_ms();
+    int64_t left = deadline - ws_client_now_ms();
 
     return left > 0 ? (int)left : 0;
 }
 
-static void harness_sleep_ms(int milliseconds)
+void harness_sleep_ms(int milliseconds)
 {
     struct timespec pause = {milliseconds / 1000, (long)(milliseconds % 1000) * 1000000L};
 
@@ -212,16 +205,27 @@ static int harness_prepare(struct harness_relay *relay, const struct harness_con
     return fclose(file) == 0 ? 0 : -1;
 }
 
-static pid_t harness_spawn(const char *const argv[], const char *output_path, int output_fd)
+pid_t harness_spawn(const char *const argv[], const char *output_path, int output_fd, int flags)
 {
+    bool own_group = flags & HARNESS_SPAWN_OWN_GROUP;
+    pid_t parent = getpid();
     pid_t pid = fork();
 
-    if (pid != 0)
+    if (pid != 0) {
+        if (pid > 0 && own_group)
+            setpgid(pid, pid); /* also in the child: whichever runs first */
         return pid;
+    }
+    if (own_group)
+        setpgid(0, 0);
     /* child: never outlive the test, even if it crashes */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) /* the test died before prctl */
+        _exit(125);
     if (output_path)
-        output_fd = open(output_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        output_fd =
+            open(output_path,
+                 O_WRONLY | O_CREAT | ((flags & HARNESS_SPAWN_APPEND) ? O_APPEND : O_TRUNC), 0644);
     int null_fd = open("/dev/null", O_RDONLY);
     if (output_fd < 0 || null_fd < 0)
         _exit(126);
@@ -244,8 +248,7 @@ static int harness_status_code(int status)
     return -1;
 }
 
-/* Reap pid if it has exited: returns its status code, or -2 while it runs. */
-static int harness_poll_exit(pid_t pid)
+int harness_poll_exit(pid_t pid)
 {
     int status;
     pid_t reaped = waitpid(pid, &status, WNOHANG);
@@ -259,9 +262,9 @@ static int harness_poll_exit(pid_t pid)
  * 0 when ready, 1 when it exited (worth another attempt), -1 on timeout. */
 static int harness_wait_healthy(struct harness_relay *relay)
 {
-    int64_t deadline = harness_now_ms() + HARNESS_READY_TIMEOUT_MS;
+    int64_t deadline = ws_client_now_ms() + HARNESS_READY_TIMEOUT_MS;
 
-    while (harness_now_ms() < deadline) {
+    while (ws_client_now_ms() < deadline) {
         char *body = NULL;
         int status = 0;
 
@@ -313,7 +316,7 @@ int harness_start_relay(struct harness_relay *relay, const struct harness_config
              i++)
             argv[count++] = config->extra_args[i];
         argv[count] = NULL;
-        relay->pid = harness_spawn(argv, relay->stderr_path, -1);
+        relay->pid = harness_spawn(argv, relay->stderr_path, -1, 0);
         if (relay->pid < 0) {
             relay->pid = 0;
             return -1;
@@ -333,12 +336,12 @@ int harness_start_relay(struct harness_relay *relay, const struct harness_config
 
 int harness_wait_exit(struct harness_relay *relay, int timeout_ms)
 {
-    int64_t deadline = harness_now_ms() + timeout_ms;
+    int64_t deadline = ws_client_now_ms() + timeout_ms;
     int status;
 
     if (relay->pid <= 0)
         return -1;
-    while (harness_now_ms() < deadline) {
+    while (ws_client_now_ms() < deadline) {
         int code = harness_poll_exit(relay->pid);
 
         if (code != -2) {
@@ -379,16 +382,21 @@ static int harness_remove_entry(const char *path, const struct stat *info, int f
     return 0;
 }
 
-void harness_cleanup(struct harness_relay *relay)
+void harness_remove_directory(const char *directory)
 {
     const char *keep = getenv("RELAY_TEST_KEEP");
 
+    if (directory[0] && !(keep && !strcmp(keep, "1")))
+        nftw(directory, harness_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void harness_cleanup(struct harness_relay *relay)
+{
     if (relay->pid > 0) {
         kill(relay->pid, SIGKILL);
         harness_wait_exit(relay, 5000);
     }
-    if (relay->directory[0] && !(keep && !strcmp(keep, "1")))
-        nftw(relay->directory, harness_remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    harness_remove_directory(relay->directory);
     relay->directory[0] = '\0';
 }
 
@@ -409,47 +417,38 @@ long harness_relay_rss_kib(const struct harness_relay *relay)
     return rss;
 }
 
-static char *harness_read_file(const char *path, size_t *length)
+void harness_print_file_tail(const char *title, const char *path, size_t max_bytes)
 {
-    FILE *file = fopen(path, "rb");
-    char *data = NULL;
-    long size;
+    size_t length;
+    char *text = whole_file_read(path, &length);
 
-    if (!file)
-        return NULL;
-    if (fseek(file, 0, SEEK_END) == 0 && (size = ftell(file)) >= 0 &&
-        fseek(file, 0, SEEK_SET) == 0 && (data = malloc((size_t)size + 1))) {
-        *length = fread(data, 1, (size_t)size, file);
-        data[*length] = '\0';
-    }
-    fclose(file);
-    return data;
+    if (!text)
+        return;
+    if (title)
+        fprintf(stderr, "----- %s (%s) -----\n", title, path);
+    else
+        fprintf(stderr, "----- %s -----\n", path);
+    fprintf(stderr, "%s%s\n-----\n", length > max_bytes ? "...\n" : "",
+            length > max_bytes ? text + length - max_bytes : text);
+    free(text);
 }
 
 void harness_print_relay_log(const struct harness_relay *relay, size_t max_bytes)
 {
-    size_t length = 0;
-    char *log = harness_read_file(relay->stderr_path, &length);
-
-    if (!log)
-        return;
-    fprintf(stderr, "----- %s -----\n%s%s\n-----\n", relay->stderr_path,
-            length > max_bytes ? "...\n" : "", length > max_bytes ? log + length - max_bytes : log);
-    free(log);
+    harness_print_file_tail(NULL, relay->stderr_path, max_bytes);
 }
 
 bool harness_relay_log_contains(const struct harness_relay *relay, const char *text)
 {
-    size_t length = 0;
-    char *log = harness_read_file(relay->stderr_path, &length);
+    size_t length;
+    char *log = whole_file_read(relay->stderr_path, &length);
     bool found = log && strstr(log, text);
 
     free(log);
     return found;
 }
 
-/* Non-blocking connect bounded by the deadline. Returns the socket or -1. */
-static int harness_connect(const char *host, int port, int64_t deadline)
+int harness_connect(const char *host, int port, int64_t deadline)
 {
     struct sockaddr_storage storage;
     socklen_t length = harness_make_address(host, port, &storage);
@@ -472,19 +471,21 @@ static int harness_connect(const char *host, int port, int64_t deadline)
     return fd;
 }
 
-static int harness_send_all(int fd, const char *data, size_t length, int64_t deadline)
+int harness_send_all(int fd, const void *data, size_t length, int64_t deadline)
 {
+    const char *bytes = data;
+
     while (length) {
         struct pollfd wait = {fd, POLLOUT, 0};
         ssize_t sent;
 
         if (poll(&wait, 1, harness_remaining_ms(deadline)) != 1)
             return -1;
-        sent = send(fd, data, length, MSG_NOSIGNAL);
+        sent = send(fd, bytes, length, MSG_NOSIGNAL);
         if (sent < 0 && errno != EAGAIN && errno != EINTR)
             return -1;
         if (sent > 0) {
-            data += sent;
+            bytes += sent;
             length -= (size_t)sent;
         }
     }
@@ -573,7 +574,7 @@ static char *harness_read_response(int fd, int64_t deadline, size_t *length)
 int harness_http_get(const char *host, int port, const char *path, int timeout_ms, int *status,
                      char **body)
 {
-    int64_t deadline = harness_now_ms() + timeout_ms;
+    int64_t deadline = ws_client_now_ms() + timeout_ms;
     char request[512], *response, *body_start;
     size_t length;
     int fd;
@@ -657,7 +658,7 @@ int harness_run_command(char *const argv[], int timeout_ms, char **output)
 {
     char path[] = "/tmp/relayd-test-output-XXXXXX";
     int fd = mkstemp(path), code = -1;
-    int64_t deadline = harness_now_ms() + timeout_ms;
+    int64_t deadline = ws_client_now_ms() + timeout_ms;
     size_t length;
     pid_t pid;
 
@@ -666,8 +667,8 @@ int harness_run_command(char *const argv[], int timeout_ms, char **output)
     if (fd < 0)
         return -1;
     unlink(path); /* the open descriptor keeps the file */
-    pid = harness_spawn((const char *const *)argv, NULL, fd);
-    while (pid > 0 && (code = harness_poll_exit(pid)) == -2 && harness_now_ms() < deadline)
+    pid = harness_spawn((const char *const *)argv, NULL, fd, 0);
+    while (pid > 0 && (code = harness_poll_exit(pid)) == -2 && ws_client_now_ms() < deadline)
         harness_sleep_ms(5);
     if (pid > 0 && code == -2) {
         kill(pid, SIGKILL);
@@ -685,4 +686,65 @@ int harness_run_command(char *const argv[], int timeout_ms, char **output)
     }
     close(fd);
     return code;
+}
+
+int harness_openssl(const char *const *arguments)
+{
+    char *argv[HARNESS_MAX_ARGS + 1], *output = NULL;
+    int count = 0, status;
+
+    argv[count++] = "openssl";
+    while (*arguments && count < HARNESS_MAX_ARGS)
+        argv[count++] = (char *)*arguments++;
+    argv[count] = NULL;
+    status = harness_run_command(argv, 30000, &output);
+    if (status != 0)
+        fprintf(stderr, "openssl %s failed (%d): %s\n", argv[1], status, output ? output : "");
+    free(output);
+    return status == 0 ? 0 : -1;
+}
+
+int harness_make_ca(const char *cert, const char *key, const char *subject)
+{
+    const char *arguments[] = {"req",
+                               "-x509",
+                               "-newkey",
+                               "ec",
+                               "-pkeyopt",
+                               "ec_paramgen_curve:prime256v1",
+                               "-nodes",
+                               "-keyout",
+                               key,
+                               "-out",
+                               cert,
+                               "-days",
+                               "2",
+                               "-subj",
+                               subject,
+                               "-addext",
+                               "basicConstraints=critical,CA:TRUE",
+                               "-addext",
+                               "keyUsage=critical,keyCertSign,cRLSign",
+                               NULL};
+
+    return harness_openssl(arguments);
+}
+
+int harness_make_certificate(const char *cert, const char *key, const char *subject,
+                             const char *ca_cert, const char *ca_key, const char *serial,
+                             const char *extensions_file)
+{
+    char request[512];
+    const char *make_request[] = {
+        "req",    "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-keyout", key,  "-out",     request,
+        "-subj",  subject,   NULL};
+    const char *sign[] = {"x509",     "-req",          "-in",         request, "-CA",   ca_cert,
+                          "-CAkey",   ca_key,          "-set_serial", serial,  "-days", "2",
+                          "-extfile", extensions_file, "-out",        cert,    NULL};
+    int length = snprintf(request, sizeof(request), "%s.csr", cert);
+
+    if (length < 0 || (size_t)length >= sizeof(request))
+        return -1;
+    return harness_openssl(make_request) == 0 && harness_openssl(sign) == 0 ? 0 : -1;
 }

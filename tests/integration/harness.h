@@ -10,13 +10,16 @@
  *
  * Also here: a tiny blocking HTTP/1.1 GET client (admin endpoints, the
  * client port's info page), a Prometheus text reader, running a command with
- * a deadline (openssl, relayd --check-config) and reading a process' RSS.
+ * a deadline (openssl, relayd --check-config) and reading a process' RSS,
+ * and the clock, socket and process steps these are made of, which raw_ws.c
+ * and cluster_harness.c build on too.
  */
 #ifndef RELAY_TEST_HARNESS_H
 #define RELAY_TEST_HARNESS_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -86,11 +89,20 @@ int harness_wait_exit(struct harness_relay *relay, int timeout_ms);
  * when the environment has RELAY_TEST_KEEP=1). */
 void harness_cleanup(struct harness_relay *relay);
 
+/* Remove a temporary directory and everything in it, unless the environment
+ * has RELAY_TEST_KEEP=1 ("" : nothing to remove). */
+void harness_remove_directory(const char *directory);
+
 /* Resident set size of the relay in KiB (VmRSS), or -1. */
 long harness_relay_rss_kib(const struct harness_relay *relay);
 
 /* Print the relay's stderr (last max_bytes) to our stderr. */
 void harness_print_relay_log(const struct harness_relay *relay, size_t max_bytes);
+
+/* Print the last max_bytes of a file (a process' log) to our stderr, headed
+ * by title and the path (title NULL: the path alone). Nothing when the file
+ * cannot be read. */
+void harness_print_file_tail(const char *title, const char *path, size_t max_bytes);
 
 /* Whether the relay's stderr contains text. */
 bool harness_relay_log_contains(const struct harness_relay *relay, const char *text);
@@ -123,11 +135,59 @@ bool harness_have_ipv6_loopback(void);
  * the exit status, 128 + signal, or -1 on failure or timeout (then killed). */
 int harness_run_command(char *const argv[], int timeout_ms, char **output);
 
+/* Run openssl with arguments (NULL-ended, "openssl" itself left out),
+ * printing its output when it fails. Returns 0 or -1. */
+int harness_openssl(const char *const *arguments);
+
+/* The tests' private PKIs (EC P-256 keys, certificates valid for two days),
+ * made with harness_openssl; both return 0 or -1. harness_make_ca: a
+ * self-signed CA certificate and its key. harness_make_certificate: a key
+ * and a certificate for subject, signed by ca_cert and ca_key, with this
+ * serial and the X.509 extensions written in extensions_file (the signing
+ * request goes into <cert>.csr). */
+int harness_make_ca(const char *cert, const char *key, const char *subject);
+int harness_make_certificate(const char *cert, const char *key, const char *subject,
+                             const char *ca_cert, const char *ca_key, const char *serial,
+                             const char *extensions_file);
+
 /* Path of the relayd binary under test. */
 const char *harness_relayd_path(void);
 
 /* Raise RLIMIT_NOFILE's soft limit to the hard limit; returns the new soft
  * limit. Children started afterwards (the relay) inherit it. */
 long harness_raise_file_limit(void);
+
+/* ---- building blocks (raw_ws.c, cluster_harness.c) ----------------------- */
+
+/* Milliseconds left until deadline (on the clock of ws_client_now_ms(),
+ * the one clock of the tests), never negative (poll() would take a
+ * negative timeout as "wait for ever"). */
+int harness_remaining_ms(int64_t deadline);
+
+/* Sleep, resumed after signals. */
+void harness_sleep_ms(int milliseconds);
+
+/* Connect to a numeric address (IPv4 or IPv6) without blocking past the
+ * deadline. Returns the socket, left non-blocking, or -1. */
+int harness_connect(const char *host, int port, int64_t deadline);
+
+/* Send all of data on a (non-blocking) socket before the deadline. Returns
+ * 0 or -1. */
+int harness_send_all(int fd, const void *data, size_t length, int64_t deadline);
+
+/* harness_spawn flags. */
+#define HARNESS_SPAWN_OWN_GROUP 1 /* lead a process group (kill(-pid) takes its children) */
+#define HARNESS_SPAWN_APPEND 2    /* append to output_path instead of truncating it */
+
+/* Start argv (argv[0] a path or a name looked up in PATH) with stdin from
+ * /dev/null and stdout and stderr into output_path (NULL: into output_fd).
+ * The child dies with the test process (PR_SET_PDEATHSIG). Returns its pid,
+ * or -1 when fork failed. */
+pid_t harness_spawn(const char *const argv[], const char *output_path, int output_fd, int flags);
+
+/* Reap pid if it has exited: returns its status code (as
+ * harness_stop_relay), -1 when it cannot be waited for, or -2 while it
+ * runs. */
+int harness_poll_exit(pid_t pid);
 
 #endif

@@ -4,44 +4,43 @@
  * Every read is bounded by a deadline through poll(); the socket stays
  * blocking otherwise. The Sec-WebSocket-Key is a fixed sample value: the
  * accept hash is not verified, the tests only need the relay's close frame.
+ * The steps themselves read and write through a struct raw_ws_stream, so
+ * the cluster harness' TLS links share them; raw_ws_open's socket is just
+ * the plainest such stream.
  */
 #include "raw_ws.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
+#include <fcntl.h>
 #include <poll.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-static int64_t raw_ws_now_ms(void)
-{
-    struct timespec now;
+#include "harness.h"
+#include "ws_client.h"
 
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
+/* Bound on a frame's payload: a garbled length is not a 2^63-byte malloc. */
+#define RAW_WS_MAX_PAYLOAD (64 * 1024 * 1024)
 
-/* Read exactly length bytes before the deadline. Returns 0 or -1. */
-static int raw_ws_read_exact(int fd, void *buffer, size_t length, int64_t deadline)
+/* read_exact of a plain socket (context: the int descriptor). */
+static int raw_ws_socket_read(void *context, void *buffer, size_t length, int64_t deadline)
 {
+    int fd = *(const int *)context;
     unsigned char *bytes = buffer;
 
     while (length) {
-        int64_t left = deadline - raw_ws_now_ms();
+        int left = harness_remaining_ms(deadline);
         struct pollfd wait = {fd, POLLIN, 0};
         ssize_t got;
 
-        if (left <= 0 || poll(&wait, 1, (int)left) != 1)
+        if (left <= 0 || poll(&wait, 1, left) != 1)
             return -1;
         got = recv(fd, bytes, length, 0);
         if (got == 0 || (got < 0 && errno != EINTR))
-            return -1;
+            return -2;
         if (got > 0) {
             bytes += got;
             length -= (size_t)got;
@@ -50,74 +49,56 @@ static int raw_ws_read_exact(int fd, void *buffer, size_t length, int64_t deadli
     return 0;
 }
 
-static int raw_ws_connect(const char *host, int port)
+/* write_all of a plain blocking socket: one send() takes it all. */
+static int raw_ws_socket_write(void *context, const void *data, size_t length)
 {
-    struct sockaddr_in6 ipv6 = {0};
-    struct sockaddr_in ipv4 = {0};
-    int fd;
-
-    if (inet_pton(AF_INET, host, &ipv4.sin_addr) == 1) {
-        ipv4.sin_family = AF_INET;
-        ipv4.sin_port = htons((uint16_t)port);
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd >= 0 && connect(fd, (struct sockaddr *)&ipv4, sizeof(ipv4)) == 0)
-            return fd;
-    } else if (inet_pton(AF_INET6, host, &ipv6.sin6_addr) == 1) {
-        ipv6.sin6_family = AF_INET6;
-        ipv6.sin6_port = htons((uint16_t)port);
-        fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd >= 0 && connect(fd, (struct sockaddr *)&ipv6, sizeof(ipv6)) == 0)
-            return fd;
-    } else {
-        return -1;
-    }
-    if (fd >= 0)
-        close(fd);
-    return -1;
+    return send(*(const int *)context, data, length, MSG_NOSIGNAL) == (ssize_t)length ? 0 : -1;
 }
 
-/* Read the response head byte by byte up to the blank line (it is short;
- * reading further could swallow the first frame). */
-static int raw_ws_read_head(int fd, int64_t deadline, int *http_status)
+/* The stream of fd; fd must outlive it (the stream points to it). */
+static struct raw_ws_stream raw_ws_socket_stream(int *fd)
 {
-    char head[2048];
+    struct raw_ws_stream stream = {raw_ws_socket_read, raw_ws_socket_write, fd};
+
+    return stream;
+}
+
+int raw_ws_stream_send_upgrade(const struct raw_ws_stream *stream, const char *host, int port,
+                               const char *path, const char *subprotocol)
+{
+    char request[512];
+    int length = snprintf(request, sizeof(request),
+                          "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                          "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                          "Sec-WebSocket-Version: 13\r\n%s%s%s\r\n",
+                          path, host, port, subprotocol ? "Sec-WebSocket-Protocol: " : "",
+                          subprotocol ? subprotocol : "", subprotocol ? "\r\n" : "");
+
+    if (length < 0 || (size_t)length >= sizeof(request))
+        return -1;
+    return stream->write_all(stream->context, request, (size_t)length);
+}
+
+int raw_ws_stream_read_head(const struct raw_ws_stream *stream, int64_t deadline, char *head,
+                            size_t head_size, int *http_status)
+{
     size_t length = 0;
 
-    while (length < sizeof(head) - 1) {
-        if (raw_ws_read_exact(fd, head + length, 1, deadline) < 0)
-            return -1;
+    while (length < head_size - 1) {
+        int result = stream->read_exact(stream->context, head + length, 1, deadline);
+
+        if (result < 0)
+            return result;
         length++;
         head[length] = '\0';
         if (length >= 4 && !memcmp(head + length - 4, "\r\n\r\n", 4))
-            return sscanf(head, "HTTP/1.1 %d", http_status) == 1 ? 0 : -1;
+            return sscanf(head, "HTTP/1.%*d %d", http_status) == 1 ? 0 : -2;
     }
-    return -1;
+    return -2;
 }
 
-int raw_ws_open(const char *host, int port, int timeout_ms, int *http_status)
-{
-    int64_t deadline = raw_ws_now_ms() + timeout_ms;
-    char request[512];
-    int fd, length;
-
-    *http_status = 0;
-    fd = raw_ws_connect(host, port);
-    if (fd < 0)
-        return -1;
-    length = snprintf(request, sizeof(request),
-                      "GET / HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
-                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                      "Sec-WebSocket-Version: 13\r\n\r\n",
-                      host, port);
-    if (send(fd, request, (size_t)length, MSG_NOSIGNAL) != length ||
-        raw_ws_read_head(fd, deadline, http_status) < 0 || *http_status != 101) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-int raw_ws_send(int fd, int opcode, const void *data, size_t length)
+int raw_ws_stream_send_frame(const struct raw_ws_stream *stream, int opcode, const void *data,
+                             size_t length)
 {
     const unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
     unsigned char *frame = malloc(length + 14);
@@ -144,56 +125,105 @@ int raw_ws_send(int fd, int opcode, const void *data, size_t length)
     header += 4;
     for (i = 0; i < length; i++)
         frame[header + i] = ((const unsigned char *)data)[i] ^ mask[i % 4];
-    result = send(fd, frame, header + length, MSG_NOSIGNAL) == (ssize_t)(header + length) ? 0 : -1;
+    result = stream->write_all(stream->context, frame, header + length);
     free(frame);
     return result;
 }
 
-int raw_ws_read_frame(int fd, int timeout_ms, int *opcode, unsigned char **payload, size_t *length)
+int raw_ws_stream_read_frame(const struct raw_ws_stream *stream, int64_t deadline,
+                             bool accept_masked, int *opcode, unsigned char **payload,
+                             size_t *length)
 {
-    int64_t deadline = raw_ws_now_ms() + timeout_ms;
-    unsigned char header[8];
+    unsigned char header[8], mask[4] = {0};
+    bool masked;
     uint64_t size;
-    int i;
+    int result, i;
 
     *payload = NULL;
-    if (raw_ws_read_exact(fd, header, 2, deadline) < 0 || (header[1] & 0x80))
-        return -1;              /* server frames are never masked */
+    *length = 0;
+    if ((result = stream->read_exact(stream->context, header, 2, deadline)) < 0)
+        return result;
+    masked = header[1] & 0x80;
+    if (masked && !accept_masked)
+        return -2;
     *opcode = header[0] & 0x8f; /* FIN bit and opcode */
     size = header[1] & 0x7f;
     if (size == 126) {
-        if (raw_ws_read_exact(fd, header, 2, deadline) < 0)
-            return -1;
+        if ((result = stream->read_exact(stream->context, header, 2, deadline)) < 0)
+            return result;
         size = ((uint64_t)header[0] << 8) | header[1];
     } else if (size == 127) {
-        if (raw_ws_read_exact(fd, header, 8, deadline) < 0)
-            return -1;
+        if ((result = stream->read_exact(stream->context, header, 8, deadline)) < 0)
+            return result;
         for (size = 0, i = 0; i < 8; i++)
             size = (size << 8) | header[i];
     }
-    if (size > 64 * 1024 * 1024 || !(*payload = malloc(size + 1)))
-        return -1;
-    if (raw_ws_read_exact(fd, *payload, size, deadline) < 0) {
+    if (masked && (result = stream->read_exact(stream->context, mask, 4, deadline)) < 0)
+        return result;
+    if (size > RAW_WS_MAX_PAYLOAD || !(*payload = malloc(size + 1)))
+        return -2;
+    if ((result = stream->read_exact(stream->context, *payload, size, deadline)) < 0) {
         free(*payload);
         *payload = NULL;
-        return -1;
+        return result;
     }
+    for (i = 0; masked && (uint64_t)i < size; i++)
+        (*payload)[i] ^= mask[i % 4];
     (*payload)[size] = '\0';
     *length = size;
     return 0;
 }
 
+int raw_ws_open(const char *host, int port, int timeout_ms, int *http_status)
+{
+    int64_t deadline = ws_client_now_ms() + timeout_ms;
+    int fd = harness_connect(host, port, deadline), flags;
+    struct raw_ws_stream stream = raw_ws_socket_stream(&fd);
+    char head[2048];
+
+    *http_status = 0;
+    if (fd < 0)
+        return -1;
+    /* blocking again: raw_ws_send writes a whole frame with one send() */
+    flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0 ||
+        raw_ws_stream_send_upgrade(&stream, host, port, "/", NULL) < 0 ||
+        raw_ws_stream_read_head(&stream, deadline, head, sizeof(head), http_status) < 0 ||
+        *http_status != 101) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int raw_ws_send(int fd, int opcode, const void *data, size_t length)
+{
+    struct raw_ws_stream stream = raw_ws_socket_stream(&fd);
+
+    return raw_ws_stream_send_frame(&stream, opcode, data, length);
+}
+
+int raw_ws_read_frame(int fd, int timeout_ms, int *opcode, unsigned char **payload, size_t *length)
+{
+    struct raw_ws_stream stream = raw_ws_socket_stream(&fd);
+
+    /* server frames are never masked; every failure is -1 here */
+    if (raw_ws_stream_read_frame(&stream, ws_client_now_ms() + timeout_ms, false, opcode, payload,
+                                 length) < 0)
+        return -1;
+    return 0;
+}
+
 int raw_ws_read_close(int fd, int timeout_ms, int *code, char *reason, size_t reason_size)
 {
-    int64_t deadline = raw_ws_now_ms() + timeout_ms;
+    int64_t deadline = ws_client_now_ms() + timeout_ms;
 
-    while (raw_ws_now_ms() < deadline) {
+    while (ws_client_now_ms() < deadline) {
         unsigned char *payload;
         size_t length;
         int opcode;
 
-        if (raw_ws_read_frame(fd, (int)(deadline - raw_ws_now_ms()), &opcode, &payload, &length) <
-            0)
+        if (raw_ws_read_frame(fd, harness_remaining_ms(deadline), &opcode, &payload, &length) < 0)
             return -1;
         if ((opcode & 0x0f) == 8) {
             *code = length >= 2 ? (payload[0] << 8) | payload[1] : 1005;

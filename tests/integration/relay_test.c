@@ -18,6 +18,8 @@
 
 #include <cmocka.h>
 
+#include "whole_file.h"
+
 struct ws_client_context *relay_test_client;
 
 int relay_test_group_setup_with_ca(void **state, const char *ca_file)
@@ -97,31 +99,45 @@ int relay_test_teardown(void **state)
     return status == 0 ? 0 : -1;
 }
 
-struct ws_client_connection *relay_test_connect(struct relay_test *test)
+struct ws_client_connection *relay_test_connect_url(const char *url)
 {
     struct ws_client_connection *connection;
     char error[256] = "";
 
-    assert_true(test->connection_count < RELAY_TEST_MAX_CONNECTIONS);
-    connection = ws_client_connect(relay_test_client, test->relay.url, RELAY_TEST_TIMEOUT_MS, error,
-                                   sizeof(error));
+    connection =
+        ws_client_connect(relay_test_client, url, RELAY_TEST_TIMEOUT_MS, error, sizeof(error));
     if (!connection)
-        fail_msg("connecting to %s failed: %s", test->relay.url, error);
+        fail_msg("connecting to %s failed: %s", url, error);
+    return connection;
+}
+
+struct ws_client_connection *relay_test_connect(struct relay_test *test)
+{
+    struct ws_client_connection *connection;
+
+    assert_true(test->connection_count < RELAY_TEST_MAX_CONNECTIONS);
+    connection = relay_test_connect_url(test->relay.url);
     test->connections[test->connection_count++] = connection;
     return connection;
 }
 
-void relay_test_drop(struct relay_test *test, struct ws_client_connection *connection)
+void relay_test_drop_from(struct ws_client_connection **connections, size_t *count,
+                          struct ws_client_connection *connection)
 {
     size_t i;
 
-    for (i = 0; i < test->connection_count; i++) {
-        if (test->connections[i] == connection) {
-            test->connections[i] = test->connections[--test->connection_count];
+    for (i = 0; i < *count; i++) {
+        if (connections[i] == connection) {
+            connections[i] = connections[--*count];
             break;
         }
     }
     ws_client_free(connection);
+}
+
+void relay_test_drop(struct relay_test *test, struct ws_client_connection *connection)
+{
+    relay_test_drop_from(test->connections, &test->connection_count, connection);
 }
 
 void relay_test_send_request(struct ws_client_connection *connection, const char *rid,
@@ -156,8 +172,8 @@ static void relay_test_check_string(const struct moneysocket_json_field *field, 
         fail_msg("notification field %s: \"%s\", expected \"%s\"", name, field->text, expected);
 }
 
-static void relay_test_check_notification(const struct moneysocket_message *message,
-                                          const char *name, const char *rid, const char *reference)
+void relay_test_check_notification(const struct moneysocket_message *message, const char *name,
+                                   const char *rid, const char *reference)
 {
     char lower_rid[65];
 
@@ -183,10 +199,7 @@ static void relay_test_check_notification(const struct moneysocket_message *mess
                                 reference);
 }
 
-/* Copy up to size - 1 bytes of a received message, NUL-ended, and release
- * it: failure messages then need no heap memory that a failed assertion
- * would leak. */
-static void relay_test_copy_release(struct ws_client_message *message, char *copy, size_t size)
+size_t relay_test_copy_release(struct ws_client_message *message, char *copy, size_t size)
 {
     size_t length = message->length < size - 1 ? message->length : size - 1;
 
@@ -194,34 +207,44 @@ static void relay_test_copy_release(struct ws_client_message *message, char *cop
         memcpy(copy, message->data, length);
     copy[length] = '\0';
     ws_client_message_release(message);
+    return length;
+}
+
+void relay_test_receive_notification(struct ws_client_connection *connection, const char *expected,
+                                     int timeout_ms, struct moneysocket_message *parsed)
+{
+    struct ws_client_message message;
+    enum ws_client_result result;
+    char copy[2048];
+    size_t length;
+
+    if (timeout_ms < 0) /* a deadline already passed: look once */
+        timeout_ms = 0;
+    result = ws_client_receive(connection, &message, timeout_ms);
+    if (result == WS_CLIENT_CLOSED)
+        fail_msg("expected %s, got close %d \"%s\"", expected, message.close_code,
+                 message.close_reason);
+    if (result == WS_CLIENT_TIMEOUT)
+        fail_msg("expected %s, got nothing within %d ms", expected, timeout_ms);
+    length = message.length;
+    relay_test_copy_release(&message, copy, sizeof(copy));
+    if (result != WS_CLIENT_BINARY)
+        fail_msg("expected %s as a binary frame, got a text frame: %s", expected, copy);
+    if (length >= sizeof(copy) || moneysocket_json_parse(copy, length, parsed) < 0)
+        fail_msg("expected %s, got non-JSON (%zu bytes)", expected, length);
 }
 
 void relay_test_expect_notification(struct ws_client_connection *connection, const char *name,
                                     const char *rid, const char *reference)
 {
     struct moneysocket_message parsed;
-    struct ws_client_message message;
-    enum ws_client_result result;
-    char copy[2048];
-    size_t length;
 
-    result = ws_client_receive(connection, &message, RELAY_TEST_TIMEOUT_MS);
-    if (result == WS_CLIENT_CLOSED)
-        fail_msg("expected %s, got close %d \"%s\"", name, message.close_code,
-                 message.close_reason);
-    if (result == WS_CLIENT_TIMEOUT)
-        fail_msg("expected %s, got nothing within %d ms", name, RELAY_TEST_TIMEOUT_MS);
-    length = message.length;
-    relay_test_copy_release(&message, copy, sizeof(copy));
-    if (result != WS_CLIENT_BINARY)
-        fail_msg("expected %s as a binary frame, got a text frame: %s", name, copy);
-    if (length >= sizeof(copy) || moneysocket_json_parse(copy, length, &parsed) < 0)
-        fail_msg("expected %s, got non-JSON (%zu bytes)", name, length);
+    relay_test_receive_notification(connection, name, RELAY_TEST_TIMEOUT_MS, &parsed);
     relay_test_check_notification(&parsed, name, rid, reference);
 }
 
-int64_t relay_test_expect_close(struct ws_client_connection *connection, int code,
-                                bool reason_required)
+int64_t relay_test_expect_close_within(struct ws_client_connection *connection, int code,
+                                       bool reason_required, int timeout_ms)
 {
     int64_t started = ws_client_now_ms();
     struct ws_client_message message;
@@ -229,10 +252,9 @@ int64_t relay_test_expect_close(struct ws_client_connection *connection, int cod
     char copy[201];
     size_t length;
 
-    result = ws_client_receive(connection, &message, RELAY_TEST_TIMEOUT_MS);
+    result = ws_client_receive(connection, &message, timeout_ms);
     if (result == WS_CLIENT_TIMEOUT)
-        fail_msg("expected close %d, connection still open after %d ms", code,
-                 RELAY_TEST_TIMEOUT_MS);
+        fail_msg("expected close %d, connection still open after %d ms", code, timeout_ms);
     if (result != WS_CLIENT_CLOSED) {
         length = message.length;
         relay_test_copy_release(&message, copy, sizeof(copy));
@@ -244,6 +266,12 @@ int64_t relay_test_expect_close(struct ws_client_connection *connection, int cod
     if (reason_required && !message.close_reason[0])
         fail_msg("close %d came without a reason", code);
     return ws_client_now_ms() - started;
+}
+
+int64_t relay_test_expect_close(struct ws_client_connection *connection, int code,
+                                bool reason_required)
+{
+    return relay_test_expect_close_within(connection, code, reason_required, RELAY_TEST_TIMEOUT_MS);
 }
 
 void relay_test_expect_end(struct ws_client_connection *connection, const char *rid)
@@ -420,20 +448,15 @@ unsigned char *relay_test_read_vector(struct relay_test *test, const char *name,
 {
     char path[512];
     unsigned char *data;
-    FILE *file;
-    long size;
 
     snprintf(path, sizeof(path), "%s/vectors/frames/%s", RELAY_SHARED_DIR, name);
-    file = fopen(path, "rb");
-    if (!file)
+    data = (unsigned char *)whole_file_read(path, length);
+    if (!data)
         fail_msg("cannot open %s", path);
-    fseek(file, 0, SEEK_END);
-    size = ftell(file);
-    fseek(file, 0, SEEK_SET);
-    data = relay_test_alloc(test, (size_t)size + 1);
-    assert_int_equal(fread(data, 1, (size_t)size, file), (size_t)size);
-    fclose(file);
-    *length = hex ? relay_test_decode_hex(data, (size_t)size) : (size_t)size;
-    data[*length] = '\0';
+    relay_test_keep(test, data);
+    if (hex) {
+        *length = relay_test_decode_hex(data, *length);
+        data[*length] = '\0';
+    }
     return data;
 }

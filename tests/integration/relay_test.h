@@ -56,8 +56,15 @@ void relay_test_start(struct relay_test *test, const struct harness_config *conf
 
 /* Connect to the test's relay (asserts success); freed by teardown. */
 struct ws_client_connection *relay_test_connect(struct relay_test *test);
+/* Connect to any ws:// or wss:// url (asserts success); the caller keeps
+ * track of the connection and frees it. */
+struct ws_client_connection *relay_test_connect_url(const char *url);
 /* Free one connection before teardown (drops the socket if open). */
 void relay_test_drop(struct relay_test *test, struct ws_client_connection *connection);
+/* The same for a connection kept in connections[0 .. *count): it leaves
+ * the array (the last one takes its place) and is freed. */
+void relay_test_drop_from(struct ws_client_connection **connections, size_t *count,
+                          struct ws_client_connection *connection);
 
 /* Send a py-style REQUEST_RENDEZVOUS with a fresh request uuid (written to
  * request_uuid when not NULL). */
@@ -71,10 +78,28 @@ void relay_test_send_request(struct ws_client_connection *connection, const char
 void relay_test_expect_notification(struct ws_client_connection *connection, const char *name,
                                     const char *rid, const char *reference);
 
+/* The two halves of relay_test_expect_notification, for callers that wait
+ * longer or accept one of several notifications. Receive the next message
+ * within timeout_ms and parse it into *parsed; fails unless it is a binary
+ * JSON message (expected names the notification in failure messages). */
+void relay_test_receive_notification(struct ws_client_connection *connection, const char *expected,
+                                     int timeout_ms, struct moneysocket_message *parsed);
+/* Assert that a parsed message is notification name as above. */
+void relay_test_check_notification(const struct moneysocket_message *message, const char *name,
+                                   const char *rid, const char *reference);
+
+/* Copy up to size - 1 bytes of a received message, NUL-ended, and release
+ * it: failure messages then need no heap memory that a failed assertion
+ * would leak. Returns the length copied. */
+size_t relay_test_copy_release(struct ws_client_message *message, char *copy, size_t size);
+
 /* Assert the next event is the end of the connection with this close status
  * and a reason (non-empty when reason_required). Returns elapsed ms. */
 int64_t relay_test_expect_close(struct ws_client_connection *connection, int code,
                                 bool reason_required);
+/* The same, waiting up to timeout_ms instead of RELAY_TEST_TIMEOUT_MS. */
+int64_t relay_test_expect_close_within(struct ws_client_connection *connection, int code,
+                                       bool reason_required, int timeout_ms);
 
 /* END (reference null) then close 1000. */
 void relay_test_expect_end(struct ws_client_connection *connection, const char *rid);

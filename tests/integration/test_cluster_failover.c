@@ -104,12 +104,16 @@ static void test_failover_stale_claim(void **state)
 
     cluster_pair(cluster, rid_after, 1, &first, 2, &second);
     relay_test_exchange(&first, &second, "after a stale claim");
-    assert_true(cluster_metric_sum(cluster, 1, "relayd_remote_rendezvous_total",
-                                   "result=\"not_found\"") >= 1);
+    assert_true(cluster_metric_total(cluster, "relayd_remote_rendezvous_total",
+                                     "result=\"not_found\"") >= 1);
     char *owner = cluster_redis_command(cluster->redis.port, NULL, 1000, get);
     assert_non_null(owner);
-    assert_true(strncmp(owner, "node2:", 6) == 0);
+    /* The stale claim is gone. Which arriving node took it over depends on
+     * which asked first (both were told NOT_FOUND by node1); either way
+     * the pair formed through the new owner. */
+    bool taken_over = strncmp(owner, "node2:", 6) == 0 || strncmp(owner, "node3:", 6) == 0;
     free(owner);
+    assert_true(taken_over);
     cluster_finish(cluster);
 }
 

@@ -49,26 +49,9 @@ static int pki_write(const char *name, const char *text)
     return fclose(file);
 }
 
-/* Run one openssl command in the PKI directory's terms; 0 on success. */
-static int pki_openssl(const char *const *arguments)
-{
-    char *argv[32], *output = NULL;
-    int count = 0, status;
-
-    argv[count++] = "openssl";
-    while (*arguments && count < 31)
-        argv[count++] = (char *)*arguments++;
-    argv[count] = NULL;
-    status = harness_run_command(argv, 30000, &output);
-    if (status != 0)
-        fprintf(stderr, "openssl %s failed (%d): %s\n", argv[1], status, output ? output : "");
-    free(output);
-    return status == 0 ? 0 : -1;
-}
-
 static int pki_make(void)
 {
-    char root_key[320], intermediate_key[320], intermediate_csr[320], server_csr[320];
+    char root_key[320], intermediate_key[320];
     char intermediate_extensions[320], server_extensions[320];
 
     if (harness_make_directory(pki_directory, sizeof(pki_directory)) < 0)
@@ -77,10 +60,8 @@ static int pki_make(void)
     pki_path(root_key, "root.key");
     pki_path(intermediate_pem, "intermediate.pem");
     pki_path(intermediate_key, "intermediate.key");
-    pki_path(intermediate_csr, "intermediate.csr");
     pki_path(server_pem, "server.pem");
     pki_path(server_key, "server.key");
-    pki_path(server_csr, "server.csr");
     pki_path(intermediate_extensions, "intermediate.ext");
     pki_path(server_extensions, "server.ext");
     if (pki_write("intermediate.ext", "basicConstraints=critical,CA:TRUE,pathlen:0\n"
@@ -89,64 +70,12 @@ static int pki_make(void)
                                 "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n"
                                 "extendedKeyUsage=serverAuth\n") < 0)
         return -1;
-    {
-        const char *root[] = {"req",
-                              "-x509",
-                              "-newkey",
-                              "ec",
-                              "-pkeyopt",
-                              "ec_paramgen_curve:prime256v1",
-                              "-nodes",
-                              "-keyout",
-                              root_key,
-                              "-out",
-                              root_pem,
-                              "-days",
-                              "2",
-                              "-subj",
-                              "/CN=relayd test root",
-                              "-addext",
-                              "basicConstraints=critical,CA:TRUE",
-                              "-addext",
-                              "keyUsage=critical,keyCertSign,cRLSign",
-                              NULL};
-        const char *intermediate_request[] = {"req",
-                                              "-newkey",
-                                              "ec",
-                                              "-pkeyopt",
-                                              "ec_paramgen_curve:prime256v1",
-                                              "-nodes",
-                                              "-keyout",
-                                              intermediate_key,
-                                              "-out",
-                                              intermediate_csr,
-                                              "-subj",
-                                              "/CN=relayd test intermediate",
-                                              NULL};
-        const char *intermediate_sign[] = {
-            "x509",           "-req",   "-in",      intermediate_csr,        "-CA",
-            root_pem,         "-CAkey", root_key,   "-set_serial",           "2",
-            "-days",          "2",      "-extfile", intermediate_extensions, "-out",
-            intermediate_pem, NULL};
-        const char *server_request[] = {
-            "req",    "-newkey",       "ec",       "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout",       server_key, "-out",     server_csr,
-            "-subj",  "/CN=localhost", NULL};
-        const char *server_sign[] = {"x509",        "-req",
-                                     "-in",         server_csr,
-                                     "-CA",         intermediate_pem,
-                                     "-CAkey",      intermediate_key,
-                                     "-set_serial", "3",
-                                     "-days",       "2",
-                                     "-extfile",    server_extensions,
-                                     "-out",        server_pem,
-                                     NULL};
-
-        if (pki_openssl(root) < 0 || pki_openssl(intermediate_request) < 0 ||
-            pki_openssl(intermediate_sign) < 0 || pki_openssl(server_request) < 0 ||
-            pki_openssl(server_sign) < 0)
-            return -1;
-    }
+    if (harness_make_ca(root_pem, root_key, "/CN=relayd test root") < 0 ||
+        harness_make_certificate(intermediate_pem, intermediate_key, "/CN=relayd test intermediate",
+                                 root_pem, root_key, "2", intermediate_extensions) < 0 ||
+        harness_make_certificate(server_pem, server_key, "/CN=localhost", intermediate_pem,
+                                 intermediate_key, "3", server_extensions) < 0)
+        return -1;
     return 0;
 }
 
@@ -159,11 +88,7 @@ static int transport_group_setup(void **state)
 
 static int transport_group_teardown(void **state)
 {
-    struct harness_relay holder = {0};
-
-    /* harness_cleanup removes a directory (honours RELAY_TEST_KEEP) */
-    snprintf(holder.directory, sizeof(holder.directory), "%s", pki_directory);
-    harness_cleanup(&holder);
+    harness_remove_directory(pki_directory);
     return relay_test_group_teardown(state);
 }
 
