@@ -12,7 +12,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential cmake pkg-config \
-        libwebsockets-dev libhiredis-dev libssl-dev libyaml-dev \
+        libwebsockets-dev libhiredis-dev libssl-dev libyaml-dev libev-dev \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -28,9 +28,12 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAYD_TESTS=OFF \
 FROM debian:bookworm-slim
 
 # curl serves the health checks (docker-compose.yml polls /readyz).
+# libwebsockets-evlib-ev is the plugin lws loads at run time for the default
+# event loop (server.event_loop: epoll); libev4 is the library it and relayd use.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libwebsockets17 libhiredis0.14 libyaml-0-2 libssl3 ca-certificates curl \
+        libwebsockets17 libwebsockets-evlib-ev libev4 libhiredis0.14 libyaml-0-2 libssl3 \
+        ca-certificates curl \
     && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --system --uid 10001 --user-group --no-create-home \

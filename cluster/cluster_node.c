@@ -19,6 +19,7 @@
 #include "directory_redis.h"
 #include "link.h"
 #include "link_auth.h"
+#include "link_frame.h"
 #include "listen_address.h"
 #include "relay/log.h"
 #include "relay/metrics.h"
@@ -84,9 +85,16 @@ static struct lws_vhost *cluster_node_create_vhost(struct lws_context *context,
     memset(&info, 0, sizeof(info));
 
     cluster.protocols[0] = link_protocol;
-    /* A link frame carries at most one client receive chunk plus header:
-     * sized so each arrives in one callback. */
-    cluster.protocols[0].rx_buffer_size = config->rx_buffer_bytes + 64;
+    /* A link message is a batch of at most LINK_BATCH_MAX_LENGTH bytes or
+     * one frame carrying at most one client receive chunk: sized so each
+     * arrives in one callback and leaves in one send (lws cuts a write at
+     * tx_packet_size and buffers the rest with a copy). */
+    size_t link_message_bytes = config->rx_buffer_bytes > LINK_BATCH_MAX_LENGTH
+                                    ? config->rx_buffer_bytes
+                                    : LINK_BATCH_MAX_LENGTH;
+    cluster.protocols[0].rx_buffer_size = link_message_bytes + 64;
+    /* ... plus TLS record overhead: the dialer writes ciphertext itself. */
+    cluster.protocols[0].tx_packet_size = link_message_bytes + 4096;
     cluster.protocols[1] = directory_redis_protocol;
     memset(&cluster.protocols[2], 0, sizeof(cluster.protocols[2]));
 

@@ -1,13 +1,14 @@
 /*
  * link_frame.c - encode and check the frames of the node-to-node link.
  *
- * The link code (cluster/link*.c) receives one binary WebSocket message per
- * frame and hands it to link_frame_decode before it looks at anything else,
- * so every rule that can be checked on a single frame lives here: header
- * layout, known types, reserved bytes, flags, which frames carry a stream
- * id, exact payload sizes and the content of the small fixed payloads. What
- * needs state (is the link authenticated, is this stream open, is there
- * credit) is the link code's business; cluster/link-protocol.md has both.
+ * The link code (cluster/link*.c) receives binary WebSocket messages, each
+ * a batch of one or more frames, and walks them with link_batch_next before
+ * it looks at anything else, so every rule that can be checked on a message
+ * lives here: batch framing (MORE flag, lengths), header layout, known
+ * types, flags, which frames carry a stream id, exact payload sizes and the
+ * content of the small fixed payloads. What needs state (is the link
+ * authenticated, is this stream open, is there credit) is the link code's
+ * business; cluster/link-protocol.md has both.
  *
  * A frame that fails here ends the whole link, not only a stream: a peer
  * that sends malformed frames is broken or hostile, and the framing gives no
@@ -211,11 +212,8 @@ static const char *link_frame_check_content(const struct link_frame *frame)
 }
 
 static const char *link_frame_check_header(const struct link_frame *frame,
-                                           const struct link_frame_rule *rule,
-                                           const uint8_t *message)
+                                           const struct link_frame_rule *rule)
 {
-    if (message[2] != 0 || message[3] != 0)
-        return "reserved bytes not zero";
     if (frame->type == LINK_FRAME_DATA ? (frame->flags & ~LINK_DATA_FLAGS_ALL) != 0
                                        : frame->flags != 0)
         return "bad flags";
@@ -226,37 +224,117 @@ static const char *link_frame_check_header(const struct link_frame *frame,
     return NULL;
 }
 
-int link_frame_decode(const uint8_t *message, size_t length, size_t max_data,
-                      struct link_frame *frame, const char **error)
+/* Decode the frame whose header is at header and whose payload is the
+ * payload_length bytes after it (the batch framing has been checked). */
+static const char *link_frame_decode_one(const uint8_t *header, size_t payload_length,
+                                         size_t max_data, struct link_frame *frame)
 {
     const struct link_frame_rule *rule;
     const char *problem;
 
-    if (length < LINK_FRAME_HEADER_LENGTH) {
-        problem = "frame shorter than its header";
-        goto fail;
-    }
-    frame->type = message[0];
-    frame->flags = message[1];
-    frame->stream_id = link_get_u32(message + 4);
-    frame->payload = message + LINK_FRAME_HEADER_LENGTH;
-    frame->length = length - LINK_FRAME_HEADER_LENGTH;
+    frame->type = header[0];
+    frame->flags = header[1] & (uint8_t)~LINK_FRAME_MORE;
+    frame->stream_id = link_get_u32(header + 4);
+    frame->payload = header + LINK_FRAME_HEADER_LENGTH;
+    frame->length = payload_length;
     rule = link_frame_rule_of(frame->type);
-    if (rule == NULL) {
-        problem = "unknown frame type";
-        goto fail;
-    }
-    problem = link_frame_check_header(frame, rule, message);
+    if (rule == NULL)
+        return "unknown frame type";
+    problem = link_frame_check_header(frame, rule);
     if (problem == NULL)
         problem = link_frame_check_size(frame, rule, max_data);
     if (problem == NULL)
         problem = link_frame_check_content(frame);
-    if (problem == NULL)
+    return problem;
+}
+
+/* The last frame of a message: no MORE flag, no length (its payload runs to
+ * the end), exactly as a relayd-link.1 frame. */
+static const char *link_frame_decode_last(const uint8_t *header, size_t length, size_t max_data,
+                                          struct link_frame *frame)
+{
+    if (length < LINK_FRAME_HEADER_LENGTH)
+        return "frame shorter than its header";
+    if (header[1] & LINK_FRAME_MORE)
+        return "MORE flag on the last frame of a message";
+    if (header[2] != 0 || header[3] != 0)
+        return "length bytes on the last frame of a message";
+    return link_frame_decode_one(header, length - LINK_FRAME_HEADER_LENGTH, max_data, frame);
+}
+
+int link_frame_decode(const uint8_t *message, size_t length, size_t max_data,
+                      struct link_frame *frame, const char **error)
+{
+    const char *problem = link_frame_decode_last(message, length, max_data, frame);
+
+    if (problem != NULL && error != NULL)
+        *error = problem;
+    return problem == NULL ? 0 : -1;
+}
+
+void link_batch_start(struct link_batch *batch, const uint8_t *message, size_t length,
+                      size_t max_data)
+{
+    batch->message = message;
+    batch->length = length;
+    batch->offset = 0;
+    batch->max_data = max_data;
+    batch->ended = false;
+    batch->bad = NULL;
+}
+
+/* A MORE frame: its length must leave room for at least one more header. */
+static const char *link_batch_decode_more(struct link_batch *batch, struct link_frame *frame)
+{
+    const uint8_t *header = batch->message + batch->offset;
+    size_t left = batch->length - batch->offset - LINK_FRAME_HEADER_LENGTH;
+    size_t payload_length = link_get_u16(header + 2);
+
+    if (payload_length > left)
+        return "frame length overruns the message";
+    batch->offset += LINK_FRAME_HEADER_LENGTH + payload_length;
+    return link_frame_decode_one(header, payload_length, batch->max_data, frame);
+}
+
+int link_batch_next(struct link_batch *batch, struct link_frame *frame, const char **error)
+{
+    size_t left = batch->length - batch->offset;
+    const char *problem;
+
+    if (batch->bad != NULL) {
+        problem = batch->bad;
+    } else if (batch->ended) {
         return 0;
-fail:
+    } else if (left == 0) {
+        problem = batch->offset == 0 ? "empty message" : "MORE flag on the last frame of a message";
+    } else if (left < LINK_FRAME_HEADER_LENGTH) {
+        problem = "truncated frame header";
+    } else if (batch->message[batch->offset + 1] & LINK_FRAME_MORE) {
+        problem = link_batch_decode_more(batch, frame);
+    } else {
+        problem =
+            link_frame_decode_last(batch->message + batch->offset, left, batch->max_data, frame);
+        batch->offset = batch->length;
+        batch->ended = true;
+    }
+    if (problem == NULL)
+        return 1;
+    batch->bad = problem; /* nothing after a bad frame can be trusted */
     if (error != NULL)
         *error = problem;
     return -1;
+}
+
+int link_batch_check(const uint8_t *message, size_t length, size_t max_data, const char **error)
+{
+    struct link_batch batch;
+    struct link_frame frame;
+    int result;
+
+    link_batch_start(&batch, message, length, max_data);
+    while ((result = link_batch_next(&batch, &frame, error)) == 1)
+        continue;
+    return result;
 }
 
 size_t link_frame_write_header(uint8_t *out, uint8_t type, uint8_t flags, uint32_t stream_id)
@@ -267,6 +345,15 @@ size_t link_frame_write_header(uint8_t *out, uint8_t type, uint8_t flags, uint32
     out[3] = 0;
     link_put_u32(out + 4, stream_id);
     return LINK_FRAME_HEADER_LENGTH;
+}
+
+int link_frame_set_more(uint8_t *frame, size_t payload_length)
+{
+    if (payload_length > UINT16_MAX)
+        return -1;
+    frame[1] |= LINK_FRAME_MORE;
+    link_put_u16(frame + 2, (uint16_t)payload_length);
+    return 0;
 }
 
 size_t link_frame_encode_open(uint8_t *out, uint32_t stream_id, const char *rid,

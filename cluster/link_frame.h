@@ -1,16 +1,21 @@
 /*
- * link_frame.h - the binary frames of the node-to-node link (relayd-link.1).
+ * link_frame.h - the binary frames of the node-to-node link (relayd-link.2).
  *
- * Every link frame is one binary WebSocket message: an 8-byte header (type,
- * flags, two reserved zero bytes, a big-endian stream id) and a payload that
- * runs to the end of the message. cluster/link-protocol.md is the
- * specification; this module only turns bytes into checked structs and back.
- * It never touches a socket and never allocates: encoders write at the
- * pointer they are given (the caller keeps LWS_PRE bytes of headroom in
- * front of it) and return the number of bytes written.
+ * A link frame is an 8-byte header (type, flags, a 16-bit length, a
+ * big-endian stream id) and a payload. One binary WebSocket message carries
+ * one or more frames (a batch): every frame but the last has the MORE flag
+ * and its payload length in the header; the last frame's payload runs to the
+ * end of the message, so a one-frame message is laid out as in
+ * relayd-link.1. cluster/link-protocol.md is the specification; this module
+ * only turns bytes into checked structs and back. It never touches a socket
+ * and never allocates: encoders write at the pointer they are given (the
+ * caller keeps LWS_PRE bytes of headroom in front of it) and return the
+ * number of bytes written.
  *
  * The HELLO, AUTH and AUTH_OK payloads are built and read by link_auth.c;
- * link_frame_decode only checks that their sizes are consistent.
+ * link_frame_decode only checks that their sizes are consistent. The
+ * WebSocket that carries the messages is link_websocket.h's business (the
+ * dialer's side) or lws's (the acceptor's).
  */
 #ifndef RELAY_LINK_FRAME_H
 #define RELAY_LINK_FRAME_H
@@ -22,7 +27,9 @@
 #include "relay/protocol.h"
 
 #define LINK_PATH "/cluster"
-#define LINK_SUBPROTOCOL "relayd-link.1"
+#define LINK_SUBPROTOCOL "relayd-link.2"
+/* The handshake version (HELLO's first byte): relayd-link.2 kept the
+ * handshake of relayd-link.1 unchanged, byte for byte. */
 #define LINK_VERSION 1
 
 #define LINK_FRAME_HEADER_LENGTH 8
@@ -53,6 +60,14 @@ enum link_frame_type {
     LINK_FRAME_GOAWAY = 13,
 };
 
+/* Any frame type: another frame follows in the same message, and header
+ * bytes 2-3 hold this frame's payload length. */
+#define LINK_FRAME_MORE 0x80u
+/* A message holding more than one frame stays within this many bytes, so
+ * every frame but a message's last has a payload that fits in 16 bits. A
+ * single frame may be larger (it then travels alone). */
+#define LINK_BATCH_MAX_LENGTH 65536u
+
 /* DATA flags: the WebSocket message piece a DATA frame carries. */
 #define LINK_DATA_FIRST 0x01u /* first piece of a client message */
 #define LINK_DATA_FINAL 0x02u /* last piece of a client message */
@@ -76,20 +91,49 @@ struct link_frame {
     size_t length;          /* payload bytes */
 };
 
-/* Check one received message and describe it in *frame. max_data bounds the
+/* Check a message that holds exactly one frame (no MORE flag, length bytes
+ * zero, payload to the end) and describe it in *frame. max_data bounds the
  * payload of a DATA frame. Returns 0, or -1 with a short static text in
  * *error (error may be NULL): a frame that fails here is a link-level
  * protocol error (GOAWAY 1, then close the link). Checks the header (length,
- * type, reserved bytes, flags, stream id 0 for link frames and non-zero for
+ * type, length bytes, flags, stream id 0 for link frames and non-zero for
  * stream frames), the exact payload size of every control type and the
  * content of OPEN, CREDIT and GOAWAY payloads. */
 int link_frame_decode(const uint8_t *message, size_t length, size_t max_data,
                       struct link_frame *frame, const char **error);
 
-/* Write the 8-byte header; returns LINK_FRAME_HEADER_LENGTH. A PAIRED,
- * NOT_FOUND or BUSY frame is just this header. A DATA frame is this header
- * followed by the caller's bytes. */
+/* Walks the frames of one received message (a batch). */
+struct link_batch {
+    const uint8_t *message;
+    size_t length;
+    size_t offset;   /* where the next frame starts */
+    size_t max_data; /* bound of a DATA payload */
+    bool ended;      /* the last frame (no MORE flag) was read */
+    const char *bad; /* why the message is not a valid batch, once found */
+};
+
+void link_batch_start(struct link_batch *batch, const uint8_t *message, size_t length,
+                      size_t max_data);
+/* The next frame: 1 with *frame filled in (every link_frame_decode rule
+ * checked), 0 after the message's last frame, -1 with *error when the
+ * message is not a valid batch: empty, a truncated header, a MORE frame
+ * whose length overruns the message or that ends it, length bytes on the
+ * last frame, or a frame that breaks a single-frame rule. Once it returned
+ * -1 it keeps doing so. */
+int link_batch_next(struct link_batch *batch, struct link_frame *frame, const char **error);
+/* Check a whole message before acting on any of its frames: 0, or -1 with
+ * *error as link_batch_next. */
+int link_batch_check(const uint8_t *message, size_t length, size_t max_data, const char **error);
+
+/* Write the 8-byte header of a message's last (or only) frame: MORE clear,
+ * length bytes zero; returns LINK_FRAME_HEADER_LENGTH. A PAIRED, NOT_FOUND
+ * or BUSY frame is just this header. A DATA frame is this header followed
+ * by the caller's bytes. */
 size_t link_frame_write_header(uint8_t *out, uint8_t type, uint8_t flags, uint32_t stream_id);
+/* Another frame is appended after the frame whose header is at frame and
+ * whose payload is payload_length bytes: set its MORE flag and length.
+ * Returns 0, or -1 when the payload does not fit in 16 bits. */
+int link_frame_set_more(uint8_t *frame, size_t payload_length);
 
 /* Encoders of whole frames (header and payload). Each returns the frame
  * length, or 0 when the arguments cannot make a valid frame. */
@@ -121,7 +165,7 @@ bool link_frame_allowed_from(uint8_t type, bool from_dialer);
 /* "HELLO", "DATA", ...; "UNKNOWN" for any other value. */
 const char *link_frame_type_name(uint8_t type);
 
-/* Big-endian helpers, shared with link_auth.c. */
+/* Big-endian helpers, shared with link_auth.c and link_websocket.c. */
 void link_put_u16(uint8_t *out, uint16_t value);
 void link_put_u32(uint8_t *out, uint32_t value);
 void link_put_u64(uint8_t *out, uint64_t value);

@@ -28,6 +28,7 @@ enum cli_flag_id {
     CLI_FLAG_PORT,
     CLI_FLAG_ADMIN_PORT,
     CLI_FLAG_LOG_LEVEL,
+    CLI_FLAG_EVENT_LOOP,
     CLI_FLAG_NODE_ID,
     CLI_FLAG_CLUSTER_PORT,
     CLI_FLAG_ADVERTISE,
@@ -52,6 +53,7 @@ static const struct cli_flag cli_flags[] = {
     {"port", CLI_FLAG_PORT, "N", "listen on this port, 1..65535 (listen.port)"},
     {"admin-port", CLI_FLAG_ADMIN_PORT, "N", "serve /healthz, /readyz, /metrics here (admin.port)"},
     {"log-level", CLI_FLAG_LOG_LEVEL, "LEVEL", "error, warn, info or debug (log.level)"},
+    {"event-loop", CLI_FLAG_EVENT_LOOP, "LOOP", "epoll or poll (server.event_loop)"},
     {"node-id", CLI_FLAG_NODE_ID, "ID",
      "cluster node name, 1..64 of A-Z a-z 0-9 . _ - (cluster.node_id)"},
     {"cluster-port", CLI_FLAG_CLUSTER_PORT, "N",
@@ -143,6 +145,12 @@ static int cli_parse_port(const char *text)
     return port >= 1 && port <= 65535 ? port : -1;
 }
 
+static int cli_report_event_loop(const char *value, char *err, size_t err_size)
+{
+    return cli_error(err, err_size, "--event-loop: unknown event loop \"%s\" (epoll or poll)",
+                     value);
+}
+
 static int cli_report_node_id(const char *value, char *err, size_t err_size)
 {
     return cli_error(err, err_size,
@@ -230,6 +238,11 @@ static int cli_store_flag(int id, const char *value, struct cli_options *options
             return cli_error(err, err_size,
                              "--log-level: unknown level \"%s\" (error, warn, info or debug)",
                              value);
+        return 0;
+    case CLI_FLAG_EVENT_LOOP:
+        if (config_event_loop_from_name(value) < 0)
+            return cli_report_event_loop(value, err, err_size);
+        options->event_loop = value;
         return 0;
     case CLI_FLAG_CHECK_CONFIG:
         options->check_config = true;
@@ -377,6 +390,8 @@ int cli_apply(const struct cli_options *options, struct relay_config *config, ch
     if (options->log_level != -1 &&
         (options->log_level < LOG_LEVEL_ERROR || options->log_level > LOG_LEVEL_DEBUG))
         return cli_error(err, err_size, "--log-level: %d is not a log level", options->log_level);
+    if (options->event_loop != NULL && config_event_loop_from_name(options->event_loop) < 0)
+        return cli_report_event_loop(options->event_loop, err, err_size);
     char redis_host[CLI_HOST_MAX];
     int redis_port = 0;
     if (cli_check_cluster_options(options, redis_host, &redis_port, err, err_size) != 0)
@@ -389,6 +404,9 @@ int cli_apply(const struct cli_options *options, struct relay_config *config, ch
         config->admin_port = options->admin_port;
     if (options->log_level != -1)
         config->log_level = (enum log_level)options->log_level;
+    if (options->event_loop != NULL)
+        config->event_loop =
+            (enum relay_event_loop)config_event_loop_from_name(options->event_loop);
     cli_apply_cluster_options(options, redis_host, redis_port, &config->cluster);
     return 0;
 }

@@ -20,6 +20,7 @@ struct cli_options {
     int port;                 /* --port N, -1 when not given */
     int admin_port;           /* --admin-port N, -1 when not given */
     int log_level;            /* --log-level LEVEL, -1 when not given */
+    const char *event_loop;   /* --event-loop LOOP, as given; NULL when not given */
     bool check_config;        /* --check-config */
     bool show_version;        /* --version (-V) */
     bool show_help;           /* --help (-h) */

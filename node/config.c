@@ -98,6 +98,7 @@ enum config_type {
     CONFIG_TYPE_MILLISECONDS, /* int, milliseconds with an optional suffix */
     CONFIG_TYPE_BOOLEAN,      /* bool */
     CONFIG_TYPE_LOG_LEVEL,    /* enum log_level, by name */
+    CONFIG_TYPE_EVENT_LOOP,   /* enum relay_event_loop, by name */
     CONFIG_TYPE_ENDPOINTS,    /* char **, NULL-terminated "host:port" list; empty: NULL */
 };
 
@@ -119,6 +120,7 @@ static const char *const config_type_descriptions[] = {
                                  "or s suffix)",
     [CONFIG_TYPE_BOOLEAN] = "true or false",
     [CONFIG_TYPE_LOG_LEVEL] = "a log level (error, warn, info or debug)",
+    [CONFIG_TYPE_EVENT_LOOP] = "an event loop (epoll or poll)",
     [CONFIG_TYPE_ENDPOINTS] = "a list of \"host:port\" strings",
 };
 
@@ -200,6 +202,12 @@ struct config_setting {
         .offset = CONFIG_FIELD(field, enum log_level), .minimum = LOG_LEVEL_ERROR,                 \
         .maximum = LOG_LEVEL_DEBUG, .default_number = value                                        \
     }
+#define SETTING_EVENT_LOOP(setting_path, field, value)                                             \
+    {                                                                                              \
+        .path = setting_path, .type = CONFIG_TYPE_EVENT_LOOP,                                      \
+        .offset = CONFIG_FIELD(field, enum relay_event_loop), .minimum = RELAY_EVENT_LOOP_EPOLL,   \
+        .maximum = RELAY_EVENT_LOOP_POLL, .default_number = value                                  \
+    }
 
 /* Rows of one section must be contiguous: config_print opens each section
  * once, in table order. */
@@ -216,7 +224,7 @@ static const struct config_setting config_settings[] = {
 
     SETTING_SIZE("limits.max_message_bytes", max_message_bytes, CONFIG_KIB, 256 * CONFIG_MIB,
                  CONFIG_MIB),
-    SETTING_INTEGER("limits.max_connections", max_connections, 1, 1000000, 10000),
+    SETTING_INTEGER("limits.max_connections", max_connections, 0, 1000000, 0),
     SETTING_DURATION("limits.pending_timeout", pending_timeout_seconds, 0, 30 * CONFIG_DAY, 0),
     SETTING_DURATION("limits.handshake_timeout", handshake_timeout_seconds, 1, 300, 10),
     SETTING_SIZE("limits.send_queue_high_water", send_queue_high_water, 4 * CONFIG_KIB, CONFIG_GIB,
@@ -234,6 +242,8 @@ static const struct config_setting config_settings[] = {
     SETTING_DURATION("log.stats_interval", stats_interval_seconds, 0, CONFIG_DAY, 60),
 
     SETTING_DURATION("shutdown.timeout", shutdown_timeout_seconds, 1, 600, 5),
+
+    SETTING_EVENT_LOOP("server.event_loop", event_loop, RELAY_EVENT_LOOP_EPOLL),
 
     SETTING_TEXT("cluster.node_id", CONFIG_TYPE_NAME, cluster.node_id, NODE_ID_MAX_LENGTH, NULL),
     SETTING_TEXT("cluster.advertise", CONFIG_TYPE_URL, cluster.advertise_url,
@@ -408,6 +418,7 @@ static bool config_type_is_string(enum config_type type)
     case CONFIG_TYPE_MILLISECONDS:
     case CONFIG_TYPE_BOOLEAN:
     case CONFIG_TYPE_LOG_LEVEL:
+    case CONFIG_TYPE_EVENT_LOOP:
     case CONFIG_TYPE_ENDPOINTS:
         break;
     }
@@ -451,6 +462,9 @@ static void config_store_number(struct relay_config *config, const struct config
     case CONFIG_TYPE_LOG_LEVEL:
         *(enum log_level *)field = (enum log_level)value;
         break;
+    case CONFIG_TYPE_EVENT_LOOP:
+        *(enum relay_event_loop *)field = (enum relay_event_loop)value;
+        break;
     case CONFIG_TYPE_STRING:
     case CONFIG_TYPE_ADDRESS:
     case CONFIG_TYPE_HOST:
@@ -479,6 +493,8 @@ static long long config_read_number(const struct relay_config *config,
         return *(const bool *)field;
     case CONFIG_TYPE_LOG_LEVEL:
         return (long long)*(const enum log_level *)field;
+    case CONFIG_TYPE_EVENT_LOOP:
+        return (long long)*(const enum relay_event_loop *)field;
     case CONFIG_TYPE_STRING:
     case CONFIG_TYPE_ADDRESS:
     case CONFIG_TYPE_HOST:
@@ -592,6 +608,28 @@ static void config_copy(struct relay_config *target, const struct relay_config *
 bool config_cluster_enabled(const struct relay_config *config)
 {
     return config->cluster.redis_host != NULL || config->cluster.sentinel_master != NULL;
+}
+
+/* Indexed by enum relay_event_loop. */
+static const char *const config_event_loop_names[] = {
+    [RELAY_EVENT_LOOP_EPOLL] = "epoll",
+    [RELAY_EVENT_LOOP_POLL] = "poll",
+};
+
+#define CONFIG_EVENT_LOOP_COUNT                                                                    \
+    (sizeof(config_event_loop_names) / sizeof(config_event_loop_names[0]))
+
+int config_event_loop_from_name(const char *name)
+{
+    for (size_t i = 0; i < CONFIG_EVENT_LOOP_COUNT; i++)
+        if (strcmp(name, config_event_loop_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+const char *config_event_loop_name(enum relay_event_loop loop)
+{
+    return (unsigned)loop < CONFIG_EVENT_LOOP_COUNT ? config_event_loop_names[loop] : "unknown";
 }
 
 /* ------------------------------------------------------------------------
@@ -883,6 +921,7 @@ static bool config_text_is_valid(enum config_type type, const char *text)
     case CONFIG_TYPE_MILLISECONDS:
     case CONFIG_TYPE_BOOLEAN:
     case CONFIG_TYPE_LOG_LEVEL:
+    case CONFIG_TYPE_EVENT_LOOP:
     case CONFIG_TYPE_ENDPOINTS:
         break;
     }
@@ -1019,6 +1058,17 @@ static int config_load_log_level(struct config_loader *loader, const struct conf
     return 0;
 }
 
+static int config_load_event_loop(struct config_loader *loader,
+                                  const struct config_setting *setting, const yaml_node_t *node)
+{
+    int loop =
+        config_node_is_null(node) ? -1 : config_event_loop_from_name(config_scalar_text(node));
+    if (loop < 0)
+        return config_report_type(loader, setting, node);
+    config_store_number(loader->config, setting, loop);
+    return 0;
+}
+
 static int config_load_value(struct config_loader *loader, const struct config_setting *setting,
                              const yaml_node_t *node)
 {
@@ -1043,6 +1093,8 @@ static int config_load_value(struct config_loader *loader, const struct config_s
         return config_load_boolean(loader, setting, node);
     case CONFIG_TYPE_LOG_LEVEL:
         return config_load_log_level(loader, setting, node);
+    case CONFIG_TYPE_EVENT_LOOP:
+        return config_load_event_loop(loader, setting, node);
     case CONFIG_TYPE_ENDPOINTS:
         break;
     }
@@ -1621,6 +1673,8 @@ static int config_emit_value(yaml_emitter_t *emitter, const struct relay_config 
         return config_emit_plain(emitter, value ? "true" : "false");
     if (setting->type == CONFIG_TYPE_LOG_LEVEL)
         return config_emit_plain(emitter, log_level_name((enum log_level)value));
+    if (setting->type == CONFIG_TYPE_EVENT_LOOP)
+        return config_emit_plain(emitter, config_event_loop_name((enum relay_event_loop)value));
     char number[32];
     snprintf(number, sizeof(number), "%lld", value);
     return config_emit_plain(emitter, number);

@@ -41,8 +41,10 @@ struct claim_ticket;
 struct rendezvous {
     struct peer *peers[2]; /* peers[0] arrived first; peers[1]: partner or stream */
     enum rendezvous_state state;
-    struct claim_ticket *ticket;  /* the claim in flight, if any */
-    struct directory_owner owner; /* while remote: who we asked */
+    struct claim_ticket *ticket; /* the claim in flight, if any */
+    /* While remote: who we asked. Allocated only then - an entry exists for
+     * every pending connection, and an owner is 336 bytes. */
+    struct directory_owner *remote_owner;
 };
 
 struct claim_ticket {
@@ -83,7 +85,9 @@ void matchmaker_set_remote_connector(struct matchmaker *matchmaker,
 
 static void matchmaker_free_entry(const char *rid, void *value, void *context)
 {
-    free(value);
+    struct rendezvous *entry = value;
+    free(entry->remote_owner);
+    free(entry);
 }
 
 void matchmaker_free(struct matchmaker *matchmaker)
@@ -158,13 +162,19 @@ static void matchmaker_go_remote(struct matchmaker *matchmaker, struct rendezvou
 {
     if (matchmaker->connect_remote == NULL || owner == NULL)
         return;
+    struct directory_owner *remote_owner = malloc(sizeof(*remote_owner));
+    if (remote_owner == NULL)
+        return; /* the peer stays pending here, like a failed connect */
+    *remote_owner = *owner;
     struct peer *stream =
         matchmaker->connect_remote(matchmaker->connect_context, entry->peers[0], owner);
-    if (stream == NULL)
+    if (stream == NULL) {
+        free(remote_owner);
         return;
+    }
     entry->peers[1] = stream;
     entry->state = RENDEZVOUS_STATE_REMOTE;
-    entry->owner = *owner;
+    entry->remote_owner = remote_owner;
 }
 
 static void matchmaker_on_claimed(void *context, const char *rid, enum directory_status status,
@@ -246,7 +256,9 @@ static void matchmaker_forget(struct matchmaker *matchmaker, struct rendezvous *
     memcpy(key, rid, sizeof(key));
     if (entry->ticket != NULL)
         entry->ticket->entry = NULL;
-    free(rid_table_remove(matchmaker->rendezvous, key));
+    struct rendezvous *removed = rid_table_remove(matchmaker->rendezvous, key);
+    if (removed != NULL)
+        matchmaker_free_entry(key, removed, NULL);
     if (matchmaker->directory != NULL)
         directory_release(matchmaker->directory, key, NULL, NULL);
 }
@@ -258,8 +270,10 @@ void matchmaker_remote_answer(struct matchmaker *matchmaker, struct peer *stream
     if (entry == NULL || entry->state != RENDEZVOUS_STATE_REMOTE || entry->peers[1] != stream)
         return;
     struct peer *waiting = entry->peers[0];
-    struct directory_owner stale = entry->owner;
+    struct directory_owner stale = *entry->remote_owner;
 
+    free(entry->remote_owner);
+    entry->remote_owner = NULL;
     entry->peers[1] = NULL;
     entry->state = RENDEZVOUS_STATE_PENDING;
     switch (answer) {

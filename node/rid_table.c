@@ -4,7 +4,11 @@
  * Buckets are singly linked lists; the bucket array doubles when the load
  * factor passes 1 and never shrinks below its initial size (a relay's id
  * count rises and falls with its connections, and rehashing down on every
- * dip would only add latency). Keys are copied into the entries.
+ * dip would only add latency). Keys are stored as the 32 bytes the 64 hex
+ * digits stand for: a node holds an entry per pending connection in two
+ * tables (matchmaker and directory), and the binary key halves what each
+ * entry costs. Ids reach the table validated and lower-cased; anything else
+ * is never stored and never found.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,10 +18,12 @@
 
 #define RID_TABLE_INITIAL_BUCKETS 64
 
+#define RID_BYTES (RID_HEX_LENGTH / 2)
+
 struct rid_entry {
     struct rid_entry *next;
     void *value;
-    char rid[RID_HEX_LENGTH + 1];
+    unsigned char rid[RID_BYTES];
 };
 
 struct rid_table {
@@ -26,16 +32,44 @@ struct rid_table {
     size_t count;
 };
 
-/* The first 16 hex digits of a SHA-256 output are uniformly distributed. */
-static size_t rid_table_hash(const char *rid)
+static int rid_table_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* 64 lower-case hex digits to 32 bytes. Returns 0, or -1 for anything else. */
+static int rid_table_pack(const char *rid, unsigned char key[RID_BYTES])
+{
+    for (int i = 0; i < RID_BYTES; i++) {
+        int high = rid_table_hex_digit(rid[2 * i]);
+        int low = high < 0 ? -1 : rid_table_hex_digit(rid[2 * i + 1]);
+        if (low < 0)
+            return -1;
+        key[i] = (unsigned char)(high << 4 | low);
+    }
+    return rid[RID_HEX_LENGTH] == '\0' ? 0 : -1;
+}
+
+static void rid_table_unpack(const unsigned char key[RID_BYTES], char rid[RID_HEX_LENGTH + 1])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < RID_BYTES; i++) {
+        rid[2 * i] = digits[key[i] >> 4];
+        rid[2 * i + 1] = digits[key[i] & 0xf];
+    }
+    rid[RID_HEX_LENGTH] = '\0';
+}
+
+/* The first 8 bytes of a SHA-256 output are uniformly distributed. */
+static size_t rid_table_hash(const unsigned char key[RID_BYTES])
 {
     uint64_t hash = 0;
-    for (int i = 0; i < 16 && rid[i] != '\0'; i++) {
-        char c = rid[i];
-        unsigned digit =
-            (c >= '0' && c <= '9') ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
-        hash = (hash << 4) | (digit & 0xf);
-    }
+    for (int i = 0; i < 8; i++)
+        hash = (hash << 8) | key[i];
     return (size_t)hash;
 }
 
@@ -69,17 +103,21 @@ void rid_table_free(struct rid_table *table)
     free(table);
 }
 
-static struct rid_entry **rid_table_find_link(const struct rid_table *table, const char *rid)
+static struct rid_entry **rid_table_find_link(const struct rid_table *table,
+                                              const unsigned char key[RID_BYTES])
 {
-    struct rid_entry **link = &table->buckets[rid_table_hash(rid) & (table->bucket_count - 1)];
-    while (*link != NULL && strcmp((*link)->rid, rid) != 0)
+    struct rid_entry **link = &table->buckets[rid_table_hash(key) & (table->bucket_count - 1)];
+    while (*link != NULL && memcmp((*link)->rid, key, RID_BYTES) != 0)
         link = &(*link)->next;
     return link;
 }
 
 void *rid_table_get(const struct rid_table *table, const char *rid)
 {
-    struct rid_entry *entry = *rid_table_find_link(table, rid);
+    unsigned char key[RID_BYTES];
+    if (rid_table_pack(rid, key) != 0)
+        return NULL;
+    struct rid_entry *entry = *rid_table_find_link(table, key);
     return entry != NULL ? entry->value : NULL;
 }
 
@@ -107,7 +145,10 @@ static void rid_table_grow(struct rid_table *table)
 
 int rid_table_put(struct rid_table *table, const char *rid, void *value)
 {
-    struct rid_entry **link = rid_table_find_link(table, rid);
+    unsigned char key[RID_BYTES];
+    if (rid_table_pack(rid, key) != 0)
+        return -1;
+    struct rid_entry **link = rid_table_find_link(table, key);
     if (*link != NULL) {
         (*link)->value = value;
         return 0;
@@ -115,8 +156,7 @@ int rid_table_put(struct rid_table *table, const char *rid, void *value)
     struct rid_entry *entry = malloc(sizeof(*entry));
     if (entry == NULL)
         return -1;
-    memcpy(entry->rid, rid, RID_HEX_LENGTH);
-    entry->rid[RID_HEX_LENGTH] = '\0';
+    memcpy(entry->rid, key, RID_BYTES);
     entry->value = value;
     entry->next = NULL;
     *link = entry;
@@ -128,7 +168,10 @@ int rid_table_put(struct rid_table *table, const char *rid, void *value)
 
 void *rid_table_remove(struct rid_table *table, const char *rid)
 {
-    struct rid_entry **link = rid_table_find_link(table, rid);
+    unsigned char key[RID_BYTES];
+    if (rid_table_pack(rid, key) != 0)
+        return NULL;
+    struct rid_entry **link = rid_table_find_link(table, key);
     struct rid_entry *entry = *link;
     if (entry == NULL)
         return NULL;
@@ -147,7 +190,10 @@ size_t rid_table_count(const struct rid_table *table)
 void rid_table_for_each(const struct rid_table *table,
                         void (*visit)(const char *rid, void *value, void *context), void *context)
 {
+    char rid[RID_HEX_LENGTH + 1];
     for (size_t i = 0; i < table->bucket_count; i++)
-        for (struct rid_entry *entry = table->buckets[i]; entry != NULL; entry = entry->next)
-            visit(entry->rid, entry->value, context);
+        for (struct rid_entry *entry = table->buckets[i]; entry != NULL; entry = entry->next) {
+            rid_table_unpack(entry->rid, rid);
+            visit(rid, entry->value, context);
+        }
 }

@@ -20,7 +20,9 @@ struct rid_table *rid_table_new(void);
 void rid_table_free(struct rid_table *table);
 /* NULL when absent. */
 void *rid_table_get(const struct rid_table *table, const char *rid);
-/* Insert or replace. Returns 0, or -1 when out of memory. */
+/* rid: 64 lower-case hex digits (what the request parser and the link
+ * accept); any other key is never stored and never found. */
+/* Insert or replace. Returns 0, or -1 when out of memory or rid is invalid. */
 int rid_table_put(struct rid_table *table, const char *rid, void *value);
 /* Returns the removed value, or NULL when absent. */
 void *rid_table_remove(struct rid_table *table, const char *rid);

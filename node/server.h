@@ -1,9 +1,10 @@
 /*
  * server.h - the node's process-wide state and its one event loop.
  *
- * server.c creates the libwebsockets context (lws's own poll loop: no
- * threads, no foreign loop), the client-facing vhost and the admin vhost,
- * handles signals on the loop, runs until shutdown and tears everything down.
+ * server.c creates the libwebsockets context on the configured event loop
+ * (server.event_loop: a libev/epoll loop of its own, or lws's poll loop; no
+ * threads either way), the client-facing vhost and the admin vhost, handles
+ * signals on the loop, runs until shutdown and tears everything down.
  */
 #ifndef RELAY_SERVER_H
 #define RELAY_SERVER_H
@@ -25,6 +26,7 @@ struct relay_server {
     struct matchmaker *matchmaker;
     lws_dll2_owner_t sessions; /* every open client session */
     int connection_count;      /* TCP connections accepted on the client port and not yet closed */
+    int max_connections;       /* limits.max_connections, or what the fd limit allows */
     bool shutting_down;
     bool clustered; /* a cluster member (cluster/), not a standalone relay */
     lws_sorted_usec_list_t stats_timer;

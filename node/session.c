@@ -8,8 +8,9 @@
  * so the relay never holds a whole large message and the partner sees the
  * same message (the same bytes, opcode and boundaries).
  *
- * Sending: everything for this client is queued (send_queue.c) and written
- * one piece per WRITEABLE callback, as lws requires.
+ * Sending: everything for this client is queued as ready-made WebSocket
+ * frames (frame_queue.c); each WRITEABLE callback writes the oldest block of
+ * frames with one lws_write, so a burst of small frames costs one send().
  *
  * Backpressure: when this session's queue passes the high-water mark it asks
  * its partner to stop reading (peer_pause_input); when it drains below the
@@ -108,7 +109,7 @@ static void session_close_after_flush(struct session *session, uint16_t code, co
     session_note_close(session, reason);
     session->close_code = code;
     session->close_text = text;
-    lws_sul_cancel(&session->pending_timer);
+    deadline_cancel(&session->pending);
     if (session->input_paused) {
         /* Read again so the client's close reply is seen promptly. */
         session->input_paused = false;
@@ -118,15 +119,28 @@ static void session_close_after_flush(struct session *session, uint16_t code, co
     lws_callback_on_writable(session->wsi);
 }
 
+/* Queue one frame; ask for WRITEABLE when the queue was empty (otherwise
+ * the request is already standing: every WRITEABLE that leaves frames
+ * behind renews it). */
+static int session_queue_frame(struct session *session, const void *data, size_t length,
+                               unsigned flags)
+{
+    bool was_empty = frame_queue_is_empty(&session->queue);
+    if (frame_queue_push(&session->queue, data, length, flags) != 0)
+        return -1;
+    if (was_empty)
+        lws_callback_on_writable(session->wsi);
+    return 0;
+}
+
 static int session_queue_notification(struct session *session, enum notification_kind kind,
                                       const char *request_uuid)
 {
     char json[NOTIFICATION_MAX_BYTES];
     size_t length = notification_build(json, sizeof(json), kind, session->peer.rid, request_uuid);
-    if (length == 0 || send_queue_push(&session->queue, json, length, LWS_WRITE_BINARY) != 0)
+    if (length == 0 || session_queue_frame(session, json, length, FRAME_FIRST | FRAME_FINAL) != 0)
         return -1;
     relay_metrics.notifications_sent_total++;
-    lws_callback_on_writable(session->wsi);
     return 0;
 }
 
@@ -141,8 +155,7 @@ static void session_end(struct session *session, uint16_t code, const char *text
      * so end it with an empty final continuation. The client sees that
      * message truncated, then END. */
     if (session->outgoing_message_open) {
-        int finish = lws_write_ws_flags(LWS_WRITE_BINARY, 0, 1);
-        if (send_queue_push(&session->queue, "", 0, finish) == 0)
+        if (session_queue_frame(session, "", 0, FRAME_FINAL) == 0)
             session->outgoing_message_open = false;
     }
     /* A session that never presented an id has nothing to end. */
@@ -151,29 +164,39 @@ static void session_end(struct session *session, uint16_t code, const char *text
     session_close_after_flush(session, code, text, reason);
 }
 
-static void session_on_keepalive(lws_sorted_usec_list_t *sul)
-{
-    struct session *session = lws_container_of(sul, struct session, keepalive_timer);
-    const struct relay_config *config = relay_server.config;
+/* Every session's keepalive is in one of two queues - waiting to send the
+ * next ping, or waiting for the pong - and its pending timeout in a third. */
+static struct {
+    struct deadline_queue ping;
+    struct deadline_queue pong;
+    struct deadline_queue pending;
+} session_timers;
 
-    if (session->awaiting_pong) {
-        /* No pong within ping_timeout: the client or its network is gone.
-         * Nothing can be said to a client that does not read; drop it. */
-        session_note_close(session, CLOSE_PING_TIMEOUT);
-        log_debug("session %p: ping timeout", (void *)session);
-        lws_set_timeout(session->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
-        return;
-    }
+static void session_on_ping_due(struct deadline *deadline, struct deadline_queue *queue)
+{
+    struct session *session = lws_container_of(deadline, struct session, keepalive);
+    (void)queue;
     session->awaiting_pong = true;
     session->ping_due = true;
     lws_callback_on_writable(session->wsi);
-    lws_sul_schedule(lws_get_context(session->wsi), 0, &session->keepalive_timer,
-                     session_on_keepalive, session_seconds(config->ping_timeout_seconds));
+    deadline_arm(&session_timers.pong, &session->keepalive);
 }
 
-static void session_on_pending_timeout(lws_sorted_usec_list_t *sul)
+static void session_on_pong_overdue(struct deadline *deadline, struct deadline_queue *queue)
 {
-    struct session *session = lws_container_of(sul, struct session, pending_timer);
+    struct session *session = lws_container_of(deadline, struct session, keepalive);
+    (void)queue;
+    /* No pong within ping_timeout: the client or its network is gone.
+     * Nothing can be said to a client that does not read; drop it. */
+    session_note_close(session, CLOSE_PING_TIMEOUT);
+    log_debug("session %p: ping timeout", (void *)session);
+    lws_set_timeout(session->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+}
+
+static void session_on_pending_timeout(struct deadline *deadline, struct deadline_queue *queue)
+{
+    struct session *session = lws_container_of(deadline, struct session, pending);
+    (void)queue;
     if (session->state != SESSION_PENDING)
         return;
     relay_metrics.limits_hit_total[LIMIT_PENDING_TIMEOUT]++;
@@ -181,10 +204,26 @@ static void session_on_pending_timeout(lws_sorted_usec_list_t *sul)
     session_end(session, SESSION_CLOSE_NORMAL, "pending timeout", CLOSE_PENDING_TIMEOUT);
 }
 
+void session_timers_start(struct lws_context *context, const struct relay_config *config)
+{
+    deadline_queue_init(&session_timers.ping, context,
+                        session_seconds(config->ping_interval_seconds), session_on_ping_due);
+    deadline_queue_init(&session_timers.pong, context,
+                        session_seconds(config->ping_timeout_seconds), session_on_pong_overdue);
+    deadline_queue_init(&session_timers.pending, context,
+                        session_seconds(config->pending_timeout_seconds),
+                        session_on_pending_timeout);
+}
+
+void session_timers_stop(void)
+{
+    deadline_queue_stop(&session_timers.ping);
+    deadline_queue_stop(&session_timers.pong);
+    deadline_queue_stop(&session_timers.pending);
+}
+
 int session_open(struct session *session, struct lws *wsi)
 {
-    const struct relay_config *config = relay_server.config;
-
     memset(session, 0, sizeof(*session));
     session->wsi = wsi;
     session->peer.ops = &session_peer_ops;
@@ -194,7 +233,7 @@ int session_open(struct session *session, struct lws *wsi)
     relay_metrics.connections_accepted_total++;
     lws_dll2_add_tail(&session->list, &relay_server.sessions);
 
-    if (relay_server.sessions.count > (uint32_t)config->max_connections) {
+    if (relay_server.sessions.count > (uint32_t)relay_server.max_connections) {
         /* Refuse after the handshake so the client gets a close code
          * (1013: try again later) rather than a bare TCP reset. */
         session->refused = true;
@@ -211,8 +250,7 @@ int session_open(struct session *session, struct lws *wsi)
         lws_callback_on_writable(wsi);
         return 0;
     }
-    lws_sul_schedule(lws_get_context(wsi), 0, &session->keepalive_timer, session_on_keepalive,
-                     session_seconds(config->ping_interval_seconds));
+    deadline_arm(&session_timers.ping, &session->keepalive);
     return 0;
 }
 
@@ -230,9 +268,7 @@ static int session_accept_request(struct session *session, const struct rendezvo
         if (session_queue_notification(session, NOTIFY_NOT_READY, session->peer.request_uuid) != 0)
             return -1;
         if (config->pending_timeout_seconds > 0)
-            lws_sul_schedule(lws_get_context(session->wsi), 0, &session->pending_timer,
-                             session_on_pending_timeout,
-                             session_seconds(config->pending_timeout_seconds));
+            deadline_arm(&session_timers.pending, &session->pending);
         return 0;
     case MATCH_PAIRED:
         /* notify_paired already moved both sessions to paired. */
@@ -393,18 +429,19 @@ int session_writeable(struct session *session)
         session->ping_due = false;
         if (lws_write(session->wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 0)
             return -1;
-        if (!send_queue_is_empty(&session->queue) || session->state == SESSION_CLOSING)
+        if (!frame_queue_is_empty(&session->queue) || session->state == SESSION_CLOSING)
             lws_callback_on_writable(session->wsi);
         return 0;
     }
-    struct send_piece *piece = send_queue_pop(&session->queue);
-    if (piece == NULL)
+    struct frame_block *block = frame_queue_pop(&session->queue);
+    if (block == NULL)
         return session->state == SESSION_CLOSING ? session_write_close(session) : 0;
 
-    int written = lws_write(session->wsi, send_piece_payload(piece), piece->length,
-                            (enum lws_write_protocol)piece->write_protocol);
-    size_t expected = piece->length;
-    free(piece);
+    /* Raw bytes: the block is whole frames already. What the socket does
+     * not take now, lws keeps and sends before the next WRITEABLE. */
+    int written = lws_write(session->wsi, frame_block_data(block), block->used, LWS_WRITE_RAW);
+    size_t expected = block->used;
+    frame_block_free(block);
     if (written < (int)expected)
         return -1;
 
@@ -414,7 +451,7 @@ int session_writeable(struct session *session)
         if (session->peer.partner != NULL)
             peer_resume_input(session->peer.partner);
     }
-    if (!send_queue_is_empty(&session->queue) || session->state == SESSION_CLOSING)
+    if (!frame_queue_is_empty(&session->queue) || session->state == SESSION_CLOSING)
         lws_callback_on_writable(session->wsi);
     return 0;
 }
@@ -422,9 +459,7 @@ int session_writeable(struct session *session)
 void session_pong(struct session *session)
 {
     session->awaiting_pong = false;
-    lws_sul_schedule(lws_get_context(session->wsi), 0, &session->keepalive_timer,
-                     session_on_keepalive,
-                     session_seconds(relay_server.config->ping_interval_seconds));
+    deadline_arm(&session_timers.ping, &session->keepalive);
 }
 
 void session_closed(struct session *session)
@@ -432,8 +467,8 @@ void session_closed(struct session *session)
     if (!session->established)
         return;
     session->established = false;
-    lws_sul_cancel(&session->keepalive_timer);
-    lws_sul_cancel(&session->pending_timer);
+    deadline_cancel(&session->keepalive);
+    deadline_cancel(&session->pending);
     /* Leave before anything else: the partner must hear END now. Safe in
      * every state: the matchmaker ignores a peer it does not hold. */
     if (session->peer.rid[0] != '\0')
@@ -442,7 +477,7 @@ void session_closed(struct session *session)
     relay_metrics.connections_closed_total[session->close_reason]++;
     session_set_state(session, SESSION_CLOSING);
     session_drop_parser(session);
-    send_queue_clear(&session->queue);
+    frame_queue_clear(&session->queue);
     lws_dll2_remove(&session->list);
 }
 
@@ -461,13 +496,12 @@ static int session_peer_deliver(struct peer *self, const void *data, size_t leng
     struct session *session = session_of_peer(self);
     if (session->state == SESSION_CLOSING)
         return 0;
-    int write_protocol =
-        lws_write_ws_flags((flags & PEER_FRAGMENT_TEXT) ? LWS_WRITE_TEXT : LWS_WRITE_BINARY,
-                           (flags & PEER_FRAGMENT_FIRST) != 0, (flags & PEER_FRAGMENT_FINAL) != 0);
-    if (send_queue_push(&session->queue, data, length, write_protocol) != 0)
+    unsigned frame_flags = ((flags & PEER_FRAGMENT_FIRST) ? FRAME_FIRST : 0) |
+                           ((flags & PEER_FRAGMENT_FINAL) ? FRAME_FINAL : 0) |
+                           ((flags & PEER_FRAGMENT_TEXT) ? FRAME_TEXT : 0);
+    if (session_queue_frame(session, data, length, frame_flags) != 0)
         return -1;
     session->outgoing_message_open = (flags & PEER_FRAGMENT_FINAL) == 0;
-    lws_callback_on_writable(session->wsi);
     if (!session->partner_paused &&
         session->queue.bytes > relay_server.config->send_queue_high_water &&
         session->peer.partner != NULL) {
@@ -481,7 +515,7 @@ static int session_peer_deliver(struct peer *self, const void *data, size_t leng
 static void session_peer_notify_paired(struct peer *self)
 {
     struct session *session = session_of_peer(self);
-    lws_sul_cancel(&session->pending_timer);
+    deadline_cancel(&session->pending);
     session_set_state(session, SESSION_PAIRED);
     if (session_queue_notification(session, NOTIFY_RENDEZVOUS, session->peer.request_uuid) != 0)
         session_close_after_flush(session, SESSION_CLOSE_INTERNAL_ERROR, "relay out of memory",

@@ -19,9 +19,11 @@
 
 #include <libwebsockets.h>
 
+#include "relay/config.h"
 #include "relay/metrics.h"
 #include "relay/peer.h"
-#include "send_queue.h"
+#include "deadline_queue.h"
+#include "frame_queue.h"
 
 enum session_state {
     SESSION_AWAITING_REQUEST,
@@ -31,18 +33,20 @@ enum session_state {
 };
 
 struct session {
+    /* Pointer-sized fields first, small ones last: a node holds one of
+     * these per connection, so padding counts. */
     struct peer peer;
     struct lws *wsi;
     lws_dll2_t list; /* relay_server.sessions */
-    enum session_state state;
-    struct send_queue queue;
+    struct frame_queue queue;
     struct request_parser *parser; /* only while reading a message we must judge */
     size_t message_bytes;          /* of the message being received */
-    lws_sorted_usec_list_t keepalive_timer;
-    lws_sorted_usec_list_t pending_timer;
-    uint16_t close_code;
+    struct deadline keepalive;     /* next ping, or the pong awaited */
+    struct deadline pending;       /* pending timeout */
     const char *close_text;
+    enum session_state state;
     enum close_reason close_reason;
+    uint16_t close_code;
     bool close_reason_set;
     bool partner_paused; /* we told our partner to stop reading */
     bool input_paused;   /* our partner told us to stop reading */
@@ -52,6 +56,11 @@ struct session {
     bool established;
     bool outgoing_message_open; /* the last queued piece did not end its message */
 };
+
+/* The queues every session's deadlines live in (deadline_queue.h): started
+ * with the context, stopped before it is destroyed. */
+void session_timers_start(struct lws_context *context, const struct relay_config *config);
+void session_timers_stop(void);
 
 /* lws events, called by client_port.c. Functions returning int return what
  * the lws callback must return (-1 closes the connection). */

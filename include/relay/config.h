@@ -19,6 +19,12 @@
 #define RELAY_DEFAULT_PORT 11060
 #define RELAY_DEFAULT_ADMIN_PORT 11061
 
+/* The event loop that serves every connection (node/server.c). */
+enum relay_event_loop {
+    RELAY_EVENT_LOOP_EPOLL, /* lws's libev plugin on epoll: each turn costs O(ready descriptors) */
+    RELAY_EVENT_LOOP_POLL,  /* lws's own poll() loop: each turn costs O(all descriptors) */
+};
+
 struct relay_tls_config {
     char *cert_file;  /* NULL: plain ws:// */
     char *key_file;   /* required when cert_file is set */
@@ -71,8 +77,9 @@ struct relay_config {
     int admin_port;
 
     /* limits */
-    size_t max_message_bytes;    /* after joining fragments; larger -> 1009 */
-    int max_connections;         /* concurrent client connections; over -> 1013 */
+    size_t max_message_bytes; /* after joining fragments; larger -> 1009 */
+    int max_connections; /* concurrent client connections; over -> 1013; 0: what the fd limit allows
+                          */
     int pending_timeout_seconds; /* 0 = a pending peer may wait forever */
     int handshake_timeout_seconds;
     size_t send_queue_high_water; /* stop reading the partner above this */
@@ -91,6 +98,9 @@ struct relay_config {
 
     /* shutdown */
     int shutdown_timeout_seconds;
+
+    /* server */
+    enum relay_event_loop event_loop;
 
     struct relay_cluster_config cluster;
 };
@@ -117,6 +127,12 @@ int config_validate(const struct relay_config *config, char *err, size_t err_siz
 
 /* Print the effective configuration as YAML that config_load_file accepts. */
 void config_print(const struct relay_config *config, FILE *out);
+
+/* "epoll" or "poll" as enum relay_event_loop, or -1 for any other name. */
+int config_event_loop_from_name(const char *name);
+
+/* The name config_event_loop_from_name reads back. */
+const char *config_event_loop_name(enum relay_event_loop loop);
 
 /* Replace a string setting (frees the old value, copies the new one). */
 void config_set_string(char **field, const char *value);

@@ -114,6 +114,10 @@ struct bench_result {
     double client_cpu_s; /* this process' CPU time within the window */
     char first_error[BENCH_ERROR_TEXT];
     struct bench_histogram latency; /* pingpong: round trips; pairs: notify */
+    /* pairs: from the later peer's WebSocket opening (its request leaves
+     * then) to the later NOTIFY_RENDEZVOUS: the relay's matching alone,
+     * without the TCP and WebSocket handshakes. */
+    struct bench_histogram rendezvous;
 };
 
 struct bench_sync;

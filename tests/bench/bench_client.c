@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -111,9 +112,22 @@ struct bench_client_connection {
     size_t stored_count;
     bench_client_handler handler;
     void *handler_user;
+    int64_t opened_ns; /* when the upgrade completed (CLOCK_MONOTONIC) */
 };
 
 /* ---- small helpers ------------------------------------------------------- */
+
+static int64_t bench_client_now_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+int64_t bench_client_opened_ns(const struct bench_client_connection *connection)
+{
+    return connection->opened_ns;
+}
 
 static uint64_t bench_client_random(uint64_t *state)
 {
@@ -571,6 +585,7 @@ static int bench_client_parse_response(struct bench_client_connection *connectio
     bench_client_buffer_consume(in, (size_t)(end - data) + 4);
     bench_client_buffer_free(&connection->request);
     connection->phase = BENCH_PHASE_OPEN;
+    connection->opened_ns = bench_client_now_ns();
     if (bench_client_buffer_length(&connection->out) > 0)
         bench_client_mark_dirty(connection);
     bench_client_update_events(connection);

@@ -66,6 +66,9 @@ int bench_client_send(struct bench_client_connection *connection, const void *da
 size_t bench_client_queued_bytes(const struct bench_client_connection *connection);
 
 enum bench_client_state bench_client_state(const struct bench_client_connection *connection);
+/* When the WebSocket upgrade completed (CLOCK_MONOTONIC ns; 0 before):
+ * messages queued earlier leave then. */
+int64_t bench_client_opened_ns(const struct bench_client_connection *connection);
 /* Why it failed or ended; "" while all is well. */
 const char *bench_client_error(const struct bench_client_connection *connection);
 

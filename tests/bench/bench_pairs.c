@@ -5,7 +5,10 @@
  * done when both got NOTIFY_RENDEZVOUS, and then both sockets are dropped
  * and the next pair starts in its slot, so C pairs are always in progress.
  * Each peer's latency runs from its connect start to its NOTIFY_RENDEZVOUS
- * (TCP + WebSocket handshake + request + matchmaking). By default both peers
+ * (TCP + WebSocket handshake + request + matchmaking); the rendezvous
+ * latency of a pair runs from the later peer's WebSocket opening (when its
+ * request goes out) to the later of the two notifications: the matching
+ * alone. By default both peers
  * start at once; --stagger starts the second after the first got NOT_READY
  * (a service already listening), and then the first peer's latency includes
  * the whole of the second's.
@@ -119,10 +122,18 @@ static bool bench_pairs_peer_lost(struct bench_pairs *run, struct bench_pairs_pe
 static void bench_pairs_record(struct bench_pairs *run, struct bench_pairs_slot *slot)
 {
     struct bench_result *result = run->worker->result;
+    int64_t last_opened = 0, last_notified = 0;
     for (int which = 0; which < 2; which++) {
         struct bench_peer *peer = &slot->peers[which].peer;
         bench_histogram_record(&result->latency, (uint64_t)(peer->notified_ns - peer->started_ns));
+        int64_t opened = bench_client_opened_ns(peer->connection);
+        if (opened > last_opened)
+            last_opened = opened;
+        if (peer->notified_ns > last_notified)
+            last_notified = peer->notified_ns;
     }
+    if (last_opened > 0 && last_notified >= last_opened)
+        bench_histogram_record(&result->rendezvous, (uint64_t)(last_notified - last_opened));
     result->pairs_done++;
 }
 

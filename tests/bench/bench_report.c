@@ -88,6 +88,7 @@ void bench_result_merge(struct bench_result *into, const struct bench_result *fr
     if (into->first_error[0] == '\0')
         memcpy(into->first_error, from->first_error, sizeof(into->first_error));
     bench_histogram_merge(&into->latency, &from->latency);
+    bench_histogram_merge(&into->rendezvous, &from->rendezvous);
 }
 
 /* ---- the JSON line ------------------------------------------------------- */
@@ -178,6 +179,10 @@ static void bench_report_pairs(const struct bench_options *options,
     bench_report_number("notify_p50_us", bench_histogram_quantile(&result->latency, 0.50) / 1e3);
     bench_report_number("notify_p99_us", bench_histogram_quantile(&result->latency, 0.99) / 1e3);
     bench_report_number("notify_max_us", (double)result->latency.max / 1e3);
+    bench_report_number("rendezvous_p50_us",
+                        bench_histogram_quantile(&result->rendezvous, 0.50) / 1e3);
+    bench_report_number("rendezvous_p99_us",
+                        bench_histogram_quantile(&result->rendezvous, 0.99) / 1e3);
     bench_report_ratio("server_cpu_us_per_pair", 1e6 * server->cpu_s, (double)result->pairs_done,
                        server->available);
     bench_report_ratio("client_cpu_us_per_pair", 1e6 * result->client_cpu_s,
@@ -200,6 +205,12 @@ static void bench_report_stream(const struct bench_options *options,
     bench_report_ratio("server_cpu_us_per_frame", 1e6 * server->cpu_s,
                        (double)result->frames_received, server->available);
     bench_report_integer("stalled_bytes", result->stalled_bytes);
+    /* Isolation: what the stalled receivers cost the server in memory
+     * (its queue bounds, not what the stalled senders pushed). Summed
+     * over every server process. */
+    if (server->available && server->rss_before_kib >= 0 && server->rss_after_kib >= 0)
+        bench_report_number("server_rss_growth_kib",
+                            (double)(server->rss_after_kib - server->rss_before_kib));
 }
 
 static void bench_report_pingpong(const struct bench_options *options,

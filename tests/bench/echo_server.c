@@ -3,7 +3,7 @@
  * measured against (tests/bench/README.md).
  *
  * It is what a relay would be if forwarding were free of everything but the
- * WebSocket work itself: one lws context on lws's own poll loop, one vhost,
+ * WebSocket work itself: one lws context on relayd's event loop, one vhost,
  * the same receive buffer (64 KiB, relayd's default rx_buffer_bytes) and
  * service buffer as relayd, and the same forwarding discipline as relayd's
  * session.c: every received chunk is copied into a per-connection queue with
@@ -23,6 +23,11 @@
  * pairing code runs unchanged against both servers. Every other message is
  * echoed.
  *
+ * The event loop is relayd's (node/server.c), chosen the same way
+ * (--event-loop epoll|poll, relayd's default when not given): epoll is lws's
+ * libev plugin on a libev epoll loop this program creates and runs, with the
+ * same 10 ms timer that wakes lws's timer service; poll is lws's own loop.
+ *
  * --broken corrupt|reorder|drop damages every Nth echoed data message
  * (--broken-every N, default 50): flips one byte, swaps it with the next
  * message, or leaves it out. Only the benchmark's self-test uses it, to
@@ -38,6 +43,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include <ev.h>
 #include <libwebsockets.h>
 #include <openssl/rand.h>
 
@@ -47,6 +53,8 @@
 #define ECHO_NOTIFICATION_MAX 512
 #define ECHO_RID_LENGTH 64
 #define ECHO_UUID_LENGTH 36
+/* As relayd's SERVER_EV_TICK_SECONDS (node/server.c). */
+#define ECHO_EV_TICK_SECONDS 0.010
 
 enum echo_broken_mode {
     ECHO_BROKEN_NONE,
@@ -64,6 +72,7 @@ struct echo_settings {
     enum echo_broken_mode broken;
     unsigned long broken_every;
     bool quiet;
+    bool use_poll; /* --event-loop poll; otherwise epoll, relayd's default */
 };
 
 struct echo_piece {
@@ -103,6 +112,13 @@ static struct echo_settings echo_settings = {
 
 static volatile sig_atomic_t echo_stop_requested;
 static struct lws_context *echo_context;
+
+/* The epoll loop and our watchers on it, as in relayd's server.c. */
+static struct {
+    struct ev_loop *loop;
+    ev_prepare stop_check;
+    ev_timer tick;
+} echo_ev;
 
 /* ---- the queue ----------------------------------------------------------- */
 
@@ -418,9 +434,11 @@ static void echo_print_usage(FILE *out)
 {
     fprintf(out, "usage: relay-echo [--bind ADDR] [--port N] [--rx-buffer BYTES]\n"
                  "                  [--high-water BYTES] [--low-water BYTES]\n"
+                 "                  [--event-loop epoll|poll]\n"
                  "                  [--broken corrupt|reorder|drop] [--broken-every N] [--quiet]\n"
                  "Echo server for relay-bench (port 0: the kernel picks one; the listening\n"
-                 "URL is printed on stdout). SIGTERM or SIGINT stops it.\n");
+                 "URL is printed on stdout). The event loop is relayd's server.event_loop\n"
+                 "(default epoll). SIGTERM or SIGINT stops it.\n");
 }
 
 static int echo_parse_broken(const char *text)
@@ -433,6 +451,17 @@ static int echo_parse_broken(const char *text)
         echo_settings.broken = ECHO_BROKEN_DROP;
     else if (strcmp(text, "none") == 0)
         echo_settings.broken = ECHO_BROKEN_NONE;
+    else
+        return -1;
+    return 0;
+}
+
+static int echo_parse_event_loop(const char *text)
+{
+    if (strcmp(text, "epoll") == 0)
+        echo_settings.use_poll = false;
+    else if (strcmp(text, "poll") == 0)
+        echo_settings.use_poll = true;
     else
         return -1;
     return 0;
@@ -458,6 +487,8 @@ static int echo_parse_option(const char *name, const char *value)
     }
     if (strcmp(name, "--broken") == 0)
         return echo_parse_broken(value);
+    if (strcmp(name, "--event-loop") == 0)
+        return echo_parse_event_loop(value);
     if (echo_parse_size(value, 0, &number) != 0)
         return -1;
     if (strcmp(name, "--port") == 0 && number <= 65535)
@@ -515,14 +546,70 @@ static bool echo_is_ipv4(const char *address)
     return inet_pton(AF_INET, address, &parsed) == 1;
 }
 
+/* ---- the epoll loop (relayd's server.c, minus the shutdown phase) -------- */
+
+static void echo_ev_on_prepare(struct ev_loop *loop, ev_prepare *watcher, int events)
+{
+    if (echo_stop_requested)
+        ev_break(loop, EVBREAK_ALL);
+}
+
+/* lws 4.1.6's libev plugin may leave a timer waiting for unrelated socket
+ * events; a wake-up is such an event (see node/server.c). */
+static void echo_ev_on_tick(struct ev_loop *loop, ev_timer *watcher, int events)
+{
+    lws_cancel_service(echo_context);
+}
+
+static int echo_ev_create(void)
+{
+    echo_ev.loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+    if (echo_ev.loop == NULL)
+        return -1;
+    ev_prepare_init(&echo_ev.stop_check, echo_ev_on_prepare);
+    ev_timer_init(&echo_ev.tick, echo_ev_on_tick, ECHO_EV_TICK_SECONDS, ECHO_EV_TICK_SECONDS);
+    return 0;
+}
+
+static void echo_ev_run(void)
+{
+    ev_prepare_start(echo_ev.loop, &echo_ev.stop_check);
+    ev_timer_start(echo_ev.loop, &echo_ev.tick);
+    ev_run(echo_ev.loop, 0);
+}
+
+/* After lws_context_destroy, which stops lws's watchers synchronously. */
+static void echo_ev_destroy(void)
+{
+    if (echo_ev.loop == NULL)
+        return;
+    ev_prepare_stop(echo_ev.loop, &echo_ev.stop_check);
+    ev_timer_stop(echo_ev.loop, &echo_ev.tick);
+    ev_loop_destroy(echo_ev.loop);
+    echo_ev.loop = NULL;
+}
+
 /* One context and one vhost, created like relayd's (server.c and
  * client_port.c) so that the loop and buffers match. */
 static struct lws_vhost *echo_create_server(void)
 {
+    /* As relayd: lws's own keepalive off (its per-connection timer makes
+     * every new connection scan all idle ones; see node/server.c). */
+    static const lws_retry_bo_t no_lws_keepalive = {.secs_since_valid_ping = 300,
+                                                    .secs_since_valid_hangup = 0};
     struct lws_context_creation_info info;
+    void *foreign_loops[1] = {NULL};
     memset(&info, 0, sizeof(info));
+    info.retry_and_idle_policy = &no_lws_keepalive;
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    if (!echo_settings.use_poll) {
+        if (echo_ev_create() != 0)
+            return NULL;
+        info.options |= LWS_SERVER_OPTION_LIBEV;
+        foreign_loops[0] = echo_ev.loop;
+        info.foreign_loops = foreign_loops;
+    }
     info.timeout_secs = 10;
     info.pt_serv_buf_size = 64 * 1024;
     echo_context = lws_create_context(&info);
@@ -557,18 +644,23 @@ int main(int argc, char **argv)
                 echo_settings.port);
         if (echo_context != NULL)
             lws_context_destroy(echo_context);
+        echo_ev_destroy();
         return 1;
     }
     bool ipv6 = strchr(echo_settings.bind_address, ':') != NULL;
     printf("relay-echo: listening on ws://%s%s%s:%d/\n", ipv6 ? "[" : "",
            echo_settings.bind_address, ipv6 ? "]" : "", lws_get_vhost_listen_port(vhost));
     fflush(stdout);
-    /* lws 4.1's lws_service waits for its next event or timer; a signal
-     * wakes it through lws_cancel_service. */
-    while (!echo_stop_requested)
-        if (lws_service(echo_context, 0) < 0)
-            break;
+    /* Either loop waits for its next event or timer; a signal wakes it
+     * through lws_cancel_service. */
+    if (!echo_settings.use_poll)
+        echo_ev_run();
+    else
+        while (!echo_stop_requested)
+            if (lws_service(echo_context, 0) < 0)
+                break;
     lws_context_destroy(echo_context);
+    echo_ev_destroy();
     if (!echo_settings.quiet)
         fprintf(stderr, "relay-echo: stopped\n");
     return 0;

@@ -1728,7 +1728,7 @@ size_t cluster_link_make_auth(unsigned char *payload, size_t size,
     auth->epoch = epoch;
     assert_int_equal(RAND_bytes(auth->nonce, sizeof(auth->nonce)), 1);
     if (secret)
-        cluster_link_mac(secret, "relayd-link.1 client", hello, auth, auth->mac);
+        cluster_link_mac(secret, CLUSTER_LINK_CLIENT_MAC_LABEL, hello, auth, auth->mac);
     payload[0] = (unsigned char)n;
     memcpy(payload + 1, node_id, n);
     cluster_write_u64(payload + 1 + n, epoch);
@@ -1771,7 +1771,7 @@ int cluster_link_await_auth_ok(struct cluster_raw_link *link, int timeout_ms,
             return -2;
         }
         if (secret) {
-            cluster_link_mac(secret, "relayd-link.1 server", hello, auth, expected);
+            cluster_link_mac(secret, CLUSTER_LINK_SERVER_MAC_LABEL, hello, auth, expected);
             if (CRYPTO_memcmp(expected, message + 8, 32)) {
                 snprintf(link->error, sizeof(link->error), "AUTH_OK with a wrong server MAC");
                 free(message);

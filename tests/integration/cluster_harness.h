@@ -36,7 +36,15 @@
 #define CLUSTER_MAX_PROXIES 4
 #define CLUSTER_MAX_HELPERS 4
 #define CLUSTER_MASTER_NAME "relayd-test"
-#define CLUSTER_LINK_SUBPROTOCOL "relayd-link.1"
+/* The link's WebSocket subprotocol: LINK_SUBPROTOCOL of cluster/link_frame.h
+ * (the tests build without relayd's headers, so it is repeated here). */
+#define CLUSTER_LINK_SUBPROTOCOL "relayd-link.2"
+/* The previous version's name: an upgrade offering only it is refused. */
+#define CLUSTER_LINK_PREVIOUS_SUBPROTOCOL "relayd-link.1"
+/* The handshake's MAC labels (cluster/link_auth.c): relayd-link.2 kept the
+ * handshake of relayd-link.1 byte for byte, labels included. */
+#define CLUSTER_LINK_CLIENT_MAC_LABEL "relayd-link.1 client"
+#define CLUSTER_LINK_SERVER_MAC_LABEL "relayd-link.1 server"
 /* How long a cluster start may take (Redis, nodes registering). */
 #define CLUSTER_READY_TIMEOUT_MS 20000
 

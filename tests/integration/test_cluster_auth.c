@@ -15,10 +15,18 @@
  * certificate of the cluster CA that names another node are refused and
  * counted as bad_certificate; a node whose certificate names another node
  * never pairs with the cluster.
+ *
+ * Batches (relayd-link.2): once authenticated, a message of several frames
+ * is answered frame by frame, and each malformed batch (empty, truncated
+ * header, a length overrunning the message, MORE on or length bytes in the
+ * last frame, a bad frame inside) gets GOAWAY (1) and close 1002, with no
+ * effect from the frames before the bad one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,9 +212,10 @@ static void test_auth_secret_handshake(void **state)
 
     /* the upgrade itself needs the link's subprotocol (link-protocol.md,
      * section 1: refused when not offered; lws would otherwise pick the
-     * vhost's first protocol for an upgrade that names none) */
+     * vhost's first protocol for an upgrade that names none); the previous
+     * version is not spoken any more */
     {
-        static const char *const offers[] = {"relayd-link.2", NULL};
+        static const char *const offers[] = {CLUSTER_LINK_PREVIOUS_SUBPROTOCOL, NULL};
         size_t offer;
 
         for (offer = 0; offer < 2; offer++) {
@@ -407,6 +416,196 @@ static void test_auth_node_with_misnamed_certificate(void **state)
     cluster_finish(cluster);
 }
 
+/* ---- batches (relayd-link.2, section 2) ---------------------------------- */
+
+#define LINK_PING 11
+#define LINK_PONG 12
+#define LINK_NOT_FOUND 6
+#define LINK_CREDIT 9
+#define LINK_MORE 0x80
+
+/* Append a frame header (type, flags, 16-bit length, stream id). */
+static size_t put_header(unsigned char *out, int type, int flags, size_t length, uint32_t stream_id)
+{
+    out[0] = (unsigned char)type;
+    out[1] = (unsigned char)flags;
+    out[2] = (unsigned char)(length >> 8);
+    out[3] = (unsigned char)length;
+    out[4] = (unsigned char)(stream_id >> 24);
+    out[5] = (unsigned char)(stream_id >> 16);
+    out[6] = (unsigned char)(stream_id >> 8);
+    out[7] = (unsigned char)stream_id;
+    return 8;
+}
+
+/* A raw dialer past AUTH_OK on node 0 (shared secret). */
+static void authenticated_link(struct cluster *cluster, const char *secret,
+                               struct cluster_raw_link *link)
+{
+    struct cluster_link_hello hello;
+    struct cluster_link_auth sent;
+    unsigned char auth[160];
+    size_t length;
+
+    dial(cluster, 0, NULL, link, &hello);
+    length = cluster_link_make_auth(auth, sizeof(auth), &hello, "node6", 1700000000002ull, secret,
+                                    &sent);
+    assert_int_equal(cluster_link_send_frame(link, CLUSTER_LINK_AUTH, 0, 0, auth, length), 0);
+    if (cluster_link_await_auth_ok(link, LINK_TIMEOUT_MS, &hello, &sent, secret) != 1)
+        fail_msg("no AUTH_OK for a correct AUTH: %s", link->error);
+}
+
+/* What the node sent until it closed (or timeout_ms passed). */
+struct link_answers {
+    int pongs;
+    unsigned char pong[8];
+    int not_found;    /* NOT_FOUND frames */
+    int goaway_code;  /* -1: none */
+    int close_status; /* -1: no close frame */
+};
+
+/* Walk one received message as a batch; false when it is not a valid one. */
+static bool note_batch(const unsigned char *message, size_t length, struct link_answers *answers)
+{
+    size_t offset = 0;
+
+    for (;;) {
+        size_t payload_length;
+        const unsigned char *frame = message + offset;
+        bool more;
+
+        if (length - offset < 8)
+            return false;
+        more = (frame[1] & LINK_MORE) != 0;
+        payload_length = more ? (size_t)(frame[2] << 8 | frame[3]) : length - offset - 8;
+        if (payload_length > length - offset - 8)
+            return false;
+        if (frame[0] == LINK_PONG && payload_length == 8) {
+            answers->pongs++;
+            memcpy(answers->pong, frame + 8, 8);
+        } else if (frame[0] == LINK_NOT_FOUND) {
+            answers->not_found++;
+        } else if (frame[0] == CLUSTER_LINK_GOAWAY && payload_length >= 2) {
+            answers->goaway_code = frame[8] << 8 | frame[9];
+        }
+        offset += 8 + payload_length;
+        if (!more)
+            return offset == length;
+    }
+}
+
+static void read_answers(struct cluster_raw_link *link, int timeout_ms,
+                         struct link_answers *answers)
+{
+    int64_t deadline = ws_client_now_ms() + timeout_ms;
+
+    memset(answers, 0, sizeof(*answers));
+    answers->goaway_code = -1;
+    answers->close_status = -1;
+    while (ws_client_now_ms() < deadline) {
+        unsigned char *message;
+        size_t length;
+        int opcode, result;
+
+        result = cluster_raw_link_read_frame(link, (int)(deadline - ws_client_now_ms()), &opcode,
+                                             &message, &length);
+        if (result < 0)
+            return;
+        if ((opcode & 0x0f) == 8) {
+            answers->close_status = length >= 2 ? (message[0] << 8 | message[1]) : 1005;
+            free(message);
+            return;
+        }
+        if ((opcode & 0x0f) == 2 && !note_batch(message, length, answers))
+            fail_msg("the node sent a message that is not a valid batch (%zu bytes)", length);
+        free(message);
+        if (answers->pongs > 0 && answers->not_found > 0 && answers->goaway_code < 0)
+            return; /* the valid batch was answered */
+    }
+}
+
+/* PING, CREDIT for a stream that is not open (ignored) and OPEN for an id
+ * nobody waits for, in one message: PONG and NOT_FOUND come back. */
+static void check_valid_batch(struct cluster *cluster, const char *secret)
+{
+    static const unsigned char opaque[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    unsigned char message[8 + 8 + 8 + 4 + 8 + 100];
+    struct cluster_raw_link link;
+    struct link_answers answers;
+    size_t length = 0;
+
+    authenticated_link(cluster, secret, &link);
+    length += put_header(message + length, LINK_PING, LINK_MORE, 8, 0);
+    memcpy(message + length, opaque, 8);
+    length += 8;
+    length += put_header(message + length, LINK_CREDIT, LINK_MORE, 4, 9);
+    memcpy(message + length, "\0\0\1\0", 4);
+    length += 4;
+    length += put_header(message + length, CLUSTER_LINK_OPEN, 0, 0, 1);
+    memcpy(message + length, rid_three, 64);
+    memcpy(message + length + 64, "0811a20b-3a4a-400e-8e1b-180d43727d7b", 36);
+    length += 100;
+    assert_int_equal(cluster_raw_link_send(&link, 2, message, length), 0);
+    read_answers(&link, LINK_TIMEOUT_MS, &answers);
+    assert_int_equal(answers.goaway_code, -1);
+    assert_int_equal(answers.pongs, 1);
+    assert_memory_equal(answers.pong, opaque, 8);
+    assert_int_equal(answers.not_found, 1);
+    cluster_raw_link_close(&link);
+}
+
+/* A malformed message on an authenticated link: GOAWAY (1), close 1002,
+ * and the PING before the bad frame is not answered. */
+static void check_malformed_batch(struct cluster *cluster, const char *secret,
+                                  const unsigned char *message, size_t length, const char *what)
+{
+    struct cluster_raw_link link;
+    struct link_answers answers;
+
+    authenticated_link(cluster, secret, &link);
+    assert_int_equal(cluster_raw_link_send(&link, 2, message, length), 0);
+    read_answers(&link, LINK_TIMEOUT_MS, &answers);
+    if (answers.goaway_code != 1 || answers.close_status != 1002 || answers.pongs != 0)
+        fail_msg("%s: GOAWAY code %d, close status %d, %d PONG (expected 1, 1002, 0)", what,
+                 answers.goaway_code, answers.close_status, answers.pongs);
+    cluster_raw_link_close(&link);
+}
+
+static void test_auth_link_batches(void **state)
+{
+    struct cluster *cluster = *state;
+    unsigned char message[64];
+    char secret[256];
+    size_t length;
+
+    cluster_start_redis(cluster);
+    cluster_start_node(cluster, NULL);
+    cluster_wait_all_ready(cluster, CLUSTER_READY_TIMEOUT_MS);
+    cluster_shared_secret(cluster, secret, sizeof(secret));
+    check_valid_batch(cluster, secret);
+
+    check_malformed_batch(cluster, secret, message, 0, "empty message");
+    /* a PING with MORE, then 3 bytes: a truncated header */
+    length = put_header(message, LINK_PING, LINK_MORE, 8, 0) + 8;
+    memset(message + length, 0, 3);
+    check_malformed_batch(cluster, secret, message, length + 3, "truncated frame header");
+    /* MORE and a length past the end of the message */
+    length = put_header(message, LINK_PING, LINK_MORE, 200, 0) + 8;
+    check_malformed_batch(cluster, secret, message, length, "length overrunning the message");
+    /* MORE on the message's last frame: nothing follows it */
+    length = put_header(message, LINK_PING, LINK_MORE, 8, 0) + 8;
+    check_malformed_batch(cluster, secret, message, length, "MORE on the last frame");
+    /* length bytes on the last frame */
+    length = put_header(message, LINK_PING, 0, 8, 0) + 8;
+    check_malformed_batch(cluster, secret, message, length, "length on the last frame");
+    /* a valid PING, then a CREDIT of zero: nothing of the message acts */
+    length = put_header(message, LINK_PING, LINK_MORE, 8, 0) + 8;
+    length += put_header(message + length, LINK_CREDIT, 0, 0, 5);
+    memset(message + length, 0, 4);
+    check_malformed_batch(cluster, secret, message, length + 4, "a bad frame inside a batch");
+    cluster_finish(cluster);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -418,6 +617,8 @@ int main(void)
                                         cluster_test_teardown),
         cmocka_unit_test_setup_teardown(test_auth_node_with_misnamed_certificate,
                                         cluster_test_setup, cluster_test_teardown),
+        cmocka_unit_test_setup_teardown(test_auth_link_batches, cluster_test_setup,
+                                        cluster_test_teardown),
     };
 
     return cmocka_run_group_tests_name("cluster_auth", tests, cluster_group_setup,

@@ -52,6 +52,7 @@ static void test_no_arguments(void **state)
     assert_null(options.bind_address);
     assert_int_equal(options.port, -1);
     assert_int_equal(options.log_level, -1);
+    assert_null(options.event_loop);
     assert_false(options.check_config);
     assert_false(options.show_version);
     assert_false(options.show_help);
@@ -143,6 +144,16 @@ static void test_log_level_flag(void **state)
         assert_int_equal(PARSE(&options, err, "--log-level", (char *)cases[i].name), 0);
         assert_int_equal(options.log_level, cases[i].level);
     }
+}
+
+static void test_event_loop_flag(void **state)
+{
+    struct cli_options options;
+    char err[ERROR_SIZE] = "";
+    assert_int_equal(PARSE(&options, err, "--event-loop", "poll"), 0);
+    assert_string_equal(options.event_loop, "poll");
+    assert_int_equal(PARSE(&options, err, "--event-loop=epoll"), 0);
+    assert_string_equal(options.event_loop, "epoll");
 }
 
 static void test_cluster_flags(void **state)
@@ -251,6 +262,11 @@ static void test_error_bad_values(void **state)
                        "--log-level", "verbose");
     ASSERT_PARSE_ERROR("--log-level: unknown level \"\" (error, warn, info or debug)",
                        "--log-level=");
+    ASSERT_PARSE_ERROR("--event-loop: unknown event loop \"libuv\" (epoll or poll)", "--event-loop",
+                       "libuv");
+    ASSERT_PARSE_ERROR("--event-loop: unknown event loop \"EPOLL\" (epoll or poll)", "--event-loop",
+                       "EPOLL");
+    ASSERT_PARSE_ERROR("--event-loop: unknown event loop \"\" (epoll or poll)", "--event-loop=");
     ASSERT_PARSE_ERROR("--bind: \"localhost\" is not an IPv4 or IPv6 address", "--bind",
                        "localhost");
     ASSERT_PARSE_ERROR("--bind: \"1.2.3\" is not an IPv4 or IPv6 address", "--bind", "1.2.3");
@@ -370,7 +386,8 @@ static void test_apply_overrides_file(void **state)
 {
     static const char yaml[] = "listen:\n  bind: 0.0.0.0\n  port: 9000\n"
                                "limits:\n  max_connections: 7\n"
-                               "log:\n  level: debug\n  file: /var/log/relayd.log\n";
+                               "log:\n  level: debug\n  file: /var/log/relayd.log\n"
+                               "server:\n  event_loop: poll\n";
     struct relay_config config;
     char err[ERROR_SIZE] = "";
     config_set_defaults(&config);
@@ -378,12 +395,14 @@ static void test_apply_overrides_file(void **state)
                      0);
 
     struct cli_options options;
-    assert_int_equal(
-        PARSE(&options, err, "--bind", "::1", "--port", "8443", "--log-level", "error"), 0);
+    assert_int_equal(PARSE(&options, err, "--bind", "::1", "--port", "8443", "--log-level", "error",
+                           "--event-loop", "epoll"),
+                     0);
     assert_int_equal(cli_apply(&options, &config, err, sizeof(err)), 0);
     assert_string_equal(config.bind_address, "::1");
     assert_int_equal(config.port, 8443);
     assert_int_equal(config.log_level, LOG_LEVEL_ERROR);
+    assert_int_equal(config.event_loop, RELAY_EVENT_LOOP_EPOLL);
     /* Settings without a flag keep the file's values. */
     assert_int_equal(config.max_connections, 7);
     assert_string_equal(config.log_file, "/var/log/relayd.log");
@@ -394,7 +413,8 @@ static void test_apply_overrides_file(void **state)
 
 static void test_apply_without_flags_changes_nothing(void **state)
 {
-    static const char yaml[] = "listen:\n  bind: 0.0.0.0\n  port: 9000\nlog:\n  level: warn\n";
+    static const char yaml[] = "listen:\n  bind: 0.0.0.0\n  port: 9000\nlog:\n  level: "
+                               "warn\nserver:\n  event_loop: poll\n";
     struct relay_config config;
     char err[ERROR_SIZE] = "";
     config_set_defaults(&config);
@@ -406,6 +426,7 @@ static void test_apply_without_flags_changes_nothing(void **state)
     assert_string_equal(config.bind_address, "0.0.0.0");
     assert_int_equal(config.port, 9000);
     assert_int_equal(config.log_level, LOG_LEVEL_WARN);
+    assert_int_equal(config.event_loop, RELAY_EVENT_LOOP_POLL);
     config_free(&config);
 }
 
@@ -424,6 +445,10 @@ static void test_apply_rejects_bad_options(void **state)
         .admin_port = -1, .port = -1, .log_level = -1, .bind_address = "example.com"};
     assert_int_equal(cli_apply(&options, &config, err, sizeof(err)), -1);
     assert_string_equal(err, "--bind: \"example.com\" is not an IPv4 or IPv6 address");
+    options =
+        (struct cli_options){.admin_port = -1, .port = -1, .log_level = -1, .event_loop = "select"};
+    assert_int_equal(cli_apply(&options, &config, err, sizeof(err)), -1);
+    assert_string_equal(err, "--event-loop: unknown event loop \"select\" (epoll or poll)");
     /* Nothing was applied. */
     assert_string_equal(config.bind_address, "127.0.0.1");
     assert_int_equal(config.port, 11060);
@@ -620,6 +645,7 @@ static void test_usage(void **state)
         "\n      --port N ",
         "\n      --admin-port N ",
         "\n      --log-level LEVEL ",
+        "\n      --event-loop LOOP ",
         "\n      --check-config ",
         "\n  -V, --version ",
         "\n  -h, --help ",
@@ -637,7 +663,7 @@ static void test_usage(void **state)
     for (const char *line = text; line != NULL; line = strchr(line + 1, '\n'))
         if (strncmp(line, "\n  -", 4) == 0 || strncmp(line, "\n      --", 9) == 0)
             flag_lines++;
-    assert_int_equal(flag_lines, 13);
+    assert_int_equal(flag_lines, 14);
     free(text);
 }
 
@@ -650,6 +676,7 @@ int main(void)
         cmocka_unit_test(test_port_flag),
         cmocka_unit_test(test_admin_port_flag),
         cmocka_unit_test(test_log_level_flag),
+        cmocka_unit_test(test_event_loop_flag),
         cmocka_unit_test(test_cluster_flags),
         cmocka_unit_test(test_boolean_flags),
         cmocka_unit_test(test_all_flags_together),

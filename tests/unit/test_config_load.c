@@ -106,6 +106,7 @@ static void assert_config_equal(const struct relay_config *actual,
     assert_optional_string_equal(actual->log_file, expected->log_file);
     assert_int_equal(actual->stats_interval_seconds, expected->stats_interval_seconds);
     assert_int_equal(actual->shutdown_timeout_seconds, expected->shutdown_timeout_seconds);
+    assert_int_equal(actual->event_loop, expected->event_loop);
     assert_cluster_equal(&actual->cluster, &expected->cluster);
 }
 
@@ -211,6 +212,7 @@ static void set_custom_standalone(struct relay_config *config)
     config_set_string(&config->log_file, "/var/log/relayd.log");
     config->stats_interval_seconds = 0;
     config->shutdown_timeout_seconds = 30;
+    config->event_loop = RELAY_EVENT_LOOP_POLL;
 }
 
 /* A configuration with every setting away from its default. */
@@ -237,7 +239,7 @@ static void test_defaults(void **state)
     assert_string_equal(config.admin_bind_address, "127.0.0.1");
     assert_int_equal(config.admin_port, 11061);
     assert_int_equal(config.max_message_bytes, 1048576);
-    assert_int_equal(config.max_connections, 10000);
+    assert_int_equal(config.max_connections, 0);
     assert_int_equal(config.pending_timeout_seconds, 0);
     assert_int_equal(config.handshake_timeout_seconds, 10);
     assert_int_equal(config.send_queue_high_water, 262144);
@@ -249,6 +251,7 @@ static void test_defaults(void **state)
     assert_null(config.log_file);
     assert_int_equal(config.stats_interval_seconds, 60);
     assert_int_equal(config.shutdown_timeout_seconds, 5);
+    assert_int_equal(config.event_loop, RELAY_EVENT_LOOP_EPOLL);
 
     const struct relay_cluster_config *cluster = &config.cluster;
     assert_null(cluster->node_id);
@@ -451,6 +454,8 @@ static void test_load_every_setting(void **state)
                                "  stats_interval: 0\n"
                                "shutdown:\n"
                                "  timeout: 30s\n"
+                               "server:\n"
+                               "  event_loop: poll\n"
                                "cluster:\n"
                                "  node_id: relay-1.eu_west\n"
                                "  advertise: wss://relay1.example.com:8443\n"
@@ -589,6 +594,31 @@ static void test_log_levels(void **state)
         assert_int_equal(config.log_level, cases[i].level);
         config_free(&config);
     }
+}
+
+static void test_event_loops(void **state)
+{
+    static const struct {
+        const char *text;
+        enum relay_event_loop loop;
+    } cases[] = {{"epoll", RELAY_EVENT_LOOP_EPOLL},
+                 {"poll", RELAY_EVENT_LOOP_POLL},
+                 {"'poll'", RELAY_EVENT_LOOP_POLL},
+                 {"\"epoll\"", RELAY_EVENT_LOOP_EPOLL}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[128];
+        snprintf(yaml, sizeof(yaml), "server:\n  event_loop: %s\n", cases[i].text);
+        struct relay_config config;
+        load_ok(&config, yaml);
+        assert_int_equal(config.event_loop, cases[i].loop);
+        config_free(&config);
+    }
+    assert_int_equal(config_event_loop_from_name("epoll"), RELAY_EVENT_LOOP_EPOLL);
+    assert_int_equal(config_event_loop_from_name("poll"), RELAY_EVENT_LOOP_POLL);
+    assert_int_equal(config_event_loop_from_name("libuv"), -1);
+    assert_string_equal(config_event_loop_name(RELAY_EVENT_LOOP_EPOLL), "epoll");
+    assert_string_equal(config_event_loop_name(RELAY_EVENT_LOOP_POLL), "poll");
+    assert_string_equal(config_event_loop_name((enum relay_event_loop)9), "unknown");
 }
 
 static void test_null_unsets_optional_strings(void **state)
@@ -930,15 +960,13 @@ static void test_error_integers(void **state)
                       "test.yaml:2:20: limits.max_connections: expected an integer, got "
                       "\"1KiB\"");
     assert_load_error("limits:\n  max_connections: -5\n",
-                      "test.yaml:2:20: limits.max_connections: -5 is out of range (1..1000000)");
-    assert_load_error("limits:\n  max_connections: 0\n",
-                      "test.yaml:2:20: limits.max_connections: 0 is out of range (1..1000000)");
+                      "test.yaml:2:20: limits.max_connections: -5 is out of range (0..1000000)");
     assert_load_error("limits:\n  max_connections: 1000001\n",
                       "test.yaml:2:20: limits.max_connections: 1000001 is out of range "
-                      "(1..1000000)");
+                      "(0..1000000)");
     assert_load_error("limits:\n  max_connections: 99999999999999999999999\n",
                       "test.yaml:2:20: limits.max_connections: 99999999999999999999999 is out "
-                      "of range (1..1000000)");
+                      "of range (0..1000000)");
     assert_load_error("listen:\n  port: 65536\n",
                       "test.yaml:2:9: listen.port: 65536 is out of range (1..65535)");
     assert_load_error("admin:\n  port: 0\n",
@@ -1056,6 +1084,19 @@ static void test_error_strings(void **state)
     assert_load_error("log:\n  level: null\n",
                       "test.yaml:2:10: log.level: expected a log level (error, warn, info or "
                       "debug), got null");
+    assert_load_error("server:\n  event_loop: kqueue\n",
+                      "test.yaml:2:15: server.event_loop: expected an event loop (epoll or poll), "
+                      "got \"kqueue\"");
+    assert_load_error("server:\n  event_loop: EPOLL\n",
+                      "test.yaml:2:15: server.event_loop: expected an event loop (epoll or poll), "
+                      "got \"EPOLL\"");
+    assert_load_error("server:\n  event_loop: ~\n",
+                      "test.yaml:2:15: server.event_loop: expected an event loop (epoll or poll), "
+                      "got null");
+    assert_load_error("server:\n  event_loop: [epoll]\n",
+                      "test.yaml:2:15: server.event_loop: expected an event loop (epoll or poll), "
+                      "got a sequence");
+    assert_load_error("server:\n  loop: poll\n", "test.yaml:2:3: unknown key \"server.loop\"");
     assert_load_error("log:\n  file: \"\"\n",
                       "test.yaml:2:9: log.file: must not be empty (write null to leave it unset)");
     assert_load_error("log:\n  file: \"a\\0b\"\n",
@@ -1365,13 +1406,13 @@ static void test_error_files(void **state)
     char path[] = "/tmp/test_config_load_XXXXXX";
     int descriptor = mkstemp(path);
     assert_true(descriptor >= 0);
-    static const char text[] = "# relayd\nlimits:\n  max_connections: 0\n";
+    static const char text[] = "# relayd\nlimits:\n  max_connections: -1\n";
     assert_int_equal(write(descriptor, text, sizeof(text) - 1), sizeof(text) - 1);
     close(descriptor);
     assert_int_equal(config_load_file(&config, path, err, sizeof(err)), -1);
     char expected[ERROR_SIZE];
     snprintf(expected, sizeof(expected),
-             "%s:3:20: limits.max_connections: 0 is out of range (1..1000000)", path);
+             "%s:3:20: limits.max_connections: -1 is out of range (0..1000000)", path);
     assert_string_equal(err, expected);
     unlink(path);
     config_free(&config);
@@ -1443,13 +1484,14 @@ static void test_print_defaults(void **state)
         "listen:\n  bind: '127.0.0.1'\n  port: 11060\n",
         "  tls:\n    cert: null\n    key: null\n    chain: null\n",
         "admin:\n  enabled: true\n  bind: '127.0.0.1'\n  port: 11061\n",
-        "limits:\n  max_message_bytes: 1048576\n  max_connections: 10000\n",
+        "limits:\n  max_message_bytes: 1048576\n  max_connections: 0\n",
         "  pending_timeout: 0\n  handshake_timeout: 10\n",
         "  send_queue_high_water: 262144\n  send_queue_low_water: 65536\n",
         "  rx_buffer_bytes: 65536\n",
         "keepalive:\n  ping_interval: 30\n  ping_timeout: 10\n",
         "log:\n  level: info\n  file: null\n  stats_interval: 60\n",
         "shutdown:\n  timeout: 5\n",
+        "server:\n  event_loop: epoll\n",
         "cluster:\n  node_id: null\n  advertise: null\n  bind: '127.0.0.1'\n  port: 11062\n",
         "  tls:\n    cert: null\n    key: null\n    ca: null\n",
         "  secret: null\n  secret_file: null\n",
@@ -1637,8 +1679,8 @@ static void test_validate_ranges(void **state)
 {
     struct relay_config config;
     config_set_defaults(&config);
-    config.max_connections = 0;
-    assert_validate_error(&config, "limits.max_connections: 0 is out of range (1..1000000)");
+    config.max_connections = -1;
+    assert_validate_error(&config, "limits.max_connections: -1 is out of range (0..1000000)");
     config.max_connections = 10;
     config.port = 70000;
     assert_validate_error(&config, "listen.port: 70000 is out of range (1..65535)");
@@ -1653,6 +1695,9 @@ static void test_validate_ranges(void **state)
     config.log_level = (enum log_level)7;
     assert_validate_error(&config, "log.level: 7 is out of range (0..3)");
     config.log_level = LOG_LEVEL_WARN;
+    config.event_loop = (enum relay_event_loop)2;
+    assert_validate_error(&config, "server.event_loop: 2 is out of range (0..1)");
+    config.event_loop = RELAY_EVENT_LOOP_POLL;
     config_set_string(&config.admin_bind_address, "localhost");
     assert_validate_error(&config, "admin.bind: \"localhost\" is not an IPv4 or IPv6 address");
     config_set_string(&config.admin_bind_address, NULL);
@@ -1913,6 +1958,7 @@ int main(void)
         cmocka_unit_test(test_duration_suffixes),
         cmocka_unit_test(test_booleans),
         cmocka_unit_test(test_log_levels),
+        cmocka_unit_test(test_event_loops),
         cmocka_unit_test(test_null_unsets_optional_strings),
         cmocka_unit_test(test_addresses),
         cmocka_unit_test(test_aliases_are_resolved),

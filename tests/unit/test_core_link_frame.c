@@ -4,9 +4,13 @@
  * Every frame type goes through encode -> decode and comes back equal, and
  * every rule of cluster/link-protocol.md that concerns a single frame is
  * broken once to see link_frame_decode refuse it: short messages, unknown
- * types, reserved bytes, flags, stream ids, payload sizes and the content of
- * OPEN, CREDIT and GOAWAY. HELLO, AUTH and AUTH_OK round trips are in
- * test_core_link_auth.c, which builds them.
+ * types, length bytes, flags, stream ids, payload sizes and the content of
+ * OPEN, CREDIT and GOAWAY. Batches (several frames in one message) are
+ * walked frame by frame, and each way of breaking one is refused: empty,
+ * truncated header, a length overrunning the message, MORE on the last
+ * frame, length bytes on the last frame, a bad frame inside. HELLO, AUTH
+ * and AUTH_OK round trips are in test_core_link_auth.c, which builds them;
+ * the dialer's WebSocket codec is in test_core_link_websocket.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -266,7 +270,8 @@ static void test_unknown_types(void **state)
     }
 }
 
-static void test_reserved_bytes_must_be_zero(void **state)
+/* Bytes 2-3 (the length) are zero on a message's last frame. */
+static void test_length_bytes_zero_on_last_frame(void **state)
 {
     uint8_t message[LINK_FRAME_HEADER_LENGTH + 8];
     size_t length = link_frame_encode_ping(message, 1);
@@ -276,8 +281,12 @@ static void test_reserved_bytes_must_be_zero(void **state)
     message[2] = 0;
     message[3] = 0x80;
     assert_decode_fails(message, length);
+    message[3] = 8; /* even the right length: the last frame carries none */
+    assert_decode_fails(message, length);
     message[3] = 0;
     decode_ok(message, length);
+    message[1] = LINK_FRAME_MORE; /* nothing follows */
+    assert_decode_fails(message, length);
 }
 
 static void test_flags_only_on_data(void **state)
@@ -527,6 +536,161 @@ static void test_type_names(void **state)
     assert_string_equal(link_frame_type_name(200), "UNKNOWN");
 }
 
+/* --- batches ---------------------------------------------------------------- */
+
+/* Append a frame to a batch under construction: the previous last frame
+ * (at *last) gets MORE and its length, as the sender does. */
+static size_t batch_append(uint8_t *message, size_t length, size_t *last, const uint8_t *frame,
+                           size_t frame_length)
+{
+    if (length > 0)
+        assert_int_equal(
+            link_frame_set_more(message + *last, length - *last - LINK_FRAME_HEADER_LENGTH), 0);
+    memcpy(message + length, frame, frame_length);
+    *last = length;
+    return length + frame_length;
+}
+
+/* PING, DATA, PAIRED (empty payload, in the middle) and CREDIT in one
+ * message. */
+static size_t build_batch(uint8_t *message)
+{
+    uint8_t frame[LINK_FRAME_HEADER_LENGTH + 16];
+    size_t length = 0, last = 0, frame_length;
+
+    frame_length = link_frame_encode_ping(frame, 0x0102030405060708ull);
+    length = batch_append(message, length, &last, frame, frame_length);
+    frame_length = make_message(frame, LINK_FRAME_DATA, LINK_DATA_FIRST, 3, 5, 'd');
+    length = batch_append(message, length, &last, frame, frame_length);
+    frame_length = link_frame_write_header(frame, LINK_FRAME_PAIRED, 0, 4);
+    length = batch_append(message, length, &last, frame, frame_length);
+    frame_length = link_frame_encode_credit(frame, 3, 4096);
+    return batch_append(message, length, &last, frame, frame_length);
+}
+
+static void test_batch_of_several_frames(void **state)
+{
+    uint8_t message[128];
+    size_t length = build_batch(message);
+    struct link_batch batch;
+    struct link_frame frame;
+    const char *error = NULL;
+    uint64_t opaque;
+    uint32_t credit;
+
+    assert_int_equal(length, 16 + 13 + 8 + 12);
+    /* MORE and the length on all frames but the last */
+    assert_int_equal(message[1], LINK_FRAME_MORE);
+    assert_int_equal(link_get_u16(message + 2), 8);
+    assert_int_equal(message[16 + 1], LINK_FRAME_MORE | LINK_DATA_FIRST);
+    assert_int_equal(link_get_u16(message + 16 + 2), 5);
+    assert_int_equal(message[29 + 1], LINK_FRAME_MORE);
+    assert_int_equal(link_get_u16(message + 29 + 2), 0);
+    assert_int_equal(message[37 + 1], 0);
+    assert_int_equal(link_get_u16(message + 37 + 2), 0);
+
+    assert_int_equal(link_batch_check(message, length, MAX_DATA, &error), 0);
+    link_batch_start(&batch, message, length, MAX_DATA);
+    assert_int_equal(link_batch_next(&batch, &frame, &error), 1);
+    assert_int_equal(frame.type, LINK_FRAME_PING);
+    assert_int_equal(frame.flags, 0); /* MORE is framing, not a flag of the frame */
+    assert_int_equal(link_frame_decode_ping(&frame, &opaque), 0);
+    assert_true(opaque == 0x0102030405060708ull);
+    assert_int_equal(link_batch_next(&batch, &frame, &error), 1);
+    assert_int_equal(frame.type, LINK_FRAME_DATA);
+    assert_int_equal(frame.flags, LINK_DATA_FIRST);
+    assert_int_equal(frame.stream_id, 3);
+    assert_int_equal(frame.length, 5);
+    assert_memory_equal(frame.payload, "ddddd", 5);
+    assert_int_equal(link_batch_next(&batch, &frame, &error), 1);
+    assert_int_equal(frame.type, LINK_FRAME_PAIRED);
+    assert_int_equal(frame.length, 0);
+    assert_int_equal(link_batch_next(&batch, &frame, &error), 1);
+    assert_int_equal(link_frame_decode_credit(&frame, &credit), 0);
+    assert_int_equal(credit, 4096);
+    assert_int_equal(link_batch_next(&batch, &frame, &error), 0);
+    assert_int_equal(link_batch_next(&batch, &frame, &error), 0);
+}
+
+/* A one-frame message is laid out as in relayd-link.1. */
+static void test_batch_of_one_frame(void **state)
+{
+    uint8_t message[LINK_FRAME_HEADER_LENGTH + 4];
+    size_t length = link_frame_encode_credit(message, 7, 65536);
+    static const uint8_t expected[] = {9, 0, 0, 0, 0, 0, 0, 7, 0, 1, 0, 0};
+    struct link_batch batch;
+    struct link_frame frame;
+
+    assert_memory_equal(message, expected, sizeof(expected));
+    link_batch_start(&batch, message, length, MAX_DATA);
+    assert_int_equal(link_batch_next(&batch, &frame, NULL), 1);
+    assert_int_equal(frame.type, LINK_FRAME_CREDIT);
+    assert_int_equal(link_batch_next(&batch, &frame, NULL), 0);
+}
+
+static void assert_batch_fails(const uint8_t *message, size_t length, const char *what)
+{
+    const char *error = NULL;
+
+    if (link_batch_check(message, length, MAX_DATA, &error) != -1)
+        fail_msg("%s: accepted", what);
+    assert_non_null(error);
+}
+
+static void test_batch_malformed(void **state)
+{
+    uint8_t message[128] = {0}, frame[LINK_FRAME_HEADER_LENGTH + 8];
+    size_t length, last = 0;
+
+    assert_batch_fails(message, 0, "empty message");
+    /* a MORE frame, then 3 bytes: a truncated header */
+    size_t frame_length = link_frame_encode_ping(frame, 1);
+    length = batch_append(message, 0, &last, frame, frame_length);
+    link_frame_set_more(message, 8);
+    memset(message + length, 0, 3);
+    assert_batch_fails(message, length + 3, "truncated frame header");
+    /* MORE with a length past the end */
+    link_put_u16(message + 2, 9);
+    assert_batch_fails(message, length, "length overrunning the message");
+    link_put_u16(message + 2, 0xffff);
+    assert_batch_fails(message, length, "length overrunning the message");
+    /* MORE on the last frame: the message ends right after it */
+    link_put_u16(message + 2, 8);
+    assert_batch_fails(message, length, "MORE on the last frame");
+    /* length bytes on the last frame */
+    length = build_batch(message);
+    link_put_u16(message + 37 + 2, 4);
+    assert_batch_fails(message, length, "length on the last frame");
+    /* a frame inside that breaks a single-frame rule: zero CREDIT */
+    length = build_batch(message);
+    memset(message + 37 + 8, 0, 4);
+    assert_batch_fails(message, length, "zero CREDIT inside");
+    /* ... and one in the middle: a DATA length beyond max_data */
+    length = build_batch(message);
+    struct link_batch batch;
+    struct link_frame decoded;
+    link_batch_start(&batch, message, length, 4); /* the DATA frame carries 5 */
+    assert_int_equal(link_batch_next(&batch, &decoded, NULL), 1);
+    assert_int_equal(link_batch_next(&batch, &decoded, NULL), -1);
+    assert_int_equal(link_batch_next(&batch, &decoded, NULL), -1); /* stays refused */
+    /* an unknown type inside */
+    length = build_batch(message);
+    message[16] = 99;
+    assert_batch_fails(message, length, "unknown type inside");
+}
+
+static void test_set_more_bounds(void **state)
+{
+    uint8_t header[LINK_FRAME_HEADER_LENGTH];
+
+    link_frame_write_header(header, LINK_FRAME_DATA, LINK_DATA_FINAL, 1);
+    assert_int_equal(link_frame_set_more(header, 65536), -1);
+    assert_int_equal(header[1], LINK_DATA_FINAL);
+    assert_int_equal(link_frame_set_more(header, 65535), 0);
+    assert_int_equal(header[1], LINK_FRAME_MORE | LINK_DATA_FINAL);
+    assert_int_equal(link_get_u16(header + 2), 65535);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -543,7 +707,7 @@ int main(void)
         cmocka_unit_test(test_encoders_refuse_invalid_arguments),
         cmocka_unit_test(test_short_messages),
         cmocka_unit_test(test_unknown_types),
-        cmocka_unit_test(test_reserved_bytes_must_be_zero),
+        cmocka_unit_test(test_length_bytes_zero_on_last_frame),
         cmocka_unit_test(test_flags_only_on_data),
         cmocka_unit_test(test_stream_id_rules),
         cmocka_unit_test(test_fixed_payload_sizes),
@@ -555,6 +719,10 @@ int main(void)
         cmocka_unit_test(test_payload_readers_check_type),
         cmocka_unit_test(test_direction_table),
         cmocka_unit_test(test_type_names),
+        cmocka_unit_test(test_batch_of_several_frames),
+        cmocka_unit_test(test_batch_of_one_frame),
+        cmocka_unit_test(test_batch_malformed),
+        cmocka_unit_test(test_set_more_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
