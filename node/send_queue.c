@@ -1,9 +1,8 @@
 /*
- * send_queue.c - FIFO of outgoing frame pieces with LWS_PRE headroom.
+ * send_queue.c - FIFO of message pieces with LWS_PRE headroom (send_queue.h).
  *
  * One allocation per piece: the header and the payload live in one block, so
- * queueing a forwarded chunk costs one malloc and one memcpy, and writing it
- * costs no copy at all (lws_write works in place on the headroom).
+ * queueing a chunk costs one malloc and one memcpy.
  */
 #include <stdlib.h>
 #include <string.h>

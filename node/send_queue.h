@@ -1,12 +1,13 @@
 /*
- * send_queue.h - a session's outgoing frames, waiting for WRITEABLE.
+ * send_queue.h - pieces of client messages waiting for a link stream's
+ * credit.
  *
- * libwebsockets lets a connection write one frame per WRITEABLE callback, so
- * everything destined for a client is queued here first: notifications from
- * the matchmaker and pieces of messages from the partner. Each piece carries
- * LWS_PRE bytes of headroom so lws_write can prepend the frame header in
- * place. The queue counts its bytes; the session compares that count with
- * the high- and low-water marks to apply backpressure to the partner.
+ * A stream to another node (cluster/link_stream.c) may only send as many
+ * bytes as its peer has granted; what its local client sends beyond that
+ * waits here, with its message flags, and the stream compares the queued
+ * byte count with the high- and low-water marks to pause and resume its
+ * client. (A session's own outgoing frames are in frame_queue.h.) Pieces
+ * keep LWS_PRE bytes of headroom so a piece can be written in place.
  */
 #ifndef RELAY_SEND_QUEUE_H
 #define RELAY_SEND_QUEUE_H
