@@ -1,15 +1,18 @@
 /*
  * test_limits.c - the relay's configurable limits: max_message_bytes (close
  * 1009 before and after pairing, the partner then gets END),
- * max_connections (close 1013, counted) and pending_timeout (a waiting peer
- * is closed within a bound and counted).
+ * max_connections (close 1013, counted; by default what the descriptor
+ * limit allows) and pending_timeout (a waiting peer is closed within a
+ * bound and counted).
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -147,6 +150,77 @@ static void test_max_connections(void **state)
     relay_test_expect_notification(late, "NOTIFY_RENDEZVOUS", rid_limit, uuid);
 }
 
+/* Without limits.max_connections the node serves what its descriptor limit
+ * allows less 256 kept for itself: under `ulimit -n 300` that is 44. The
+ * 45th client is refused with 1013. */
+#define AUTO_FD_LIMIT 300
+#define AUTO_MAX_CONNECTIONS (AUTO_FD_LIMIT - 256)
+
+static void test_max_connections_from_fd_limit(void **state)
+{
+    (void)state;
+    char directory[256], log_path[300], port_text[16], admin_text[16];
+    int port = harness_free_port("127.0.0.1"), admin = harness_free_port("127.0.0.1");
+    int fds[AUTO_MAX_CONNECTIONS + 1], status = 0, code = 0, i;
+    char reason[128] = "";
+
+    assert_int_equal(harness_make_directory(directory, sizeof(directory)), 0);
+    snprintf(log_path, sizeof(log_path), "%s/relayd.log", directory);
+    snprintf(port_text, sizeof(port_text), "%d", port);
+    snprintf(admin_text, sizeof(admin_text), "%d", admin);
+    const char *const argv[] = {"/bin/sh",
+                                "-c",
+                                "ulimit -n 300 && exec \"$0\" --bind 127.0.0.1 --port \"$1\" "
+                                "--admin-port \"$2\" --log-level info",
+                                harness_relayd_path(),
+                                port_text,
+                                admin_text,
+                                NULL};
+    pid_t pid = harness_spawn(argv, log_path, -1, 0);
+    assert_true(pid > 0);
+    int64_t deadline = ws_client_now_ms() + RELAY_TEST_TIMEOUT_MS;
+    int http = 0;
+    for (;;) {
+        char *body = NULL;
+        int got = harness_http_get("127.0.0.1", admin, "/readyz", 500, &http, &body);
+        free(body);
+        if (got == 0 && http == 200)
+            break;
+        if (ws_client_now_ms() > deadline) {
+            harness_print_file_tail("relayd log", log_path, 2000);
+            fail_msg("relayd under ulimit -n %d did not become ready", AUTO_FD_LIMIT);
+        }
+        harness_sleep_ms(50);
+    }
+    char *log = NULL;
+    char expected[64];
+    snprintf(expected, sizeof(expected), "max connections: %d", AUTO_MAX_CONNECTIONS);
+    assert_int_equal(harness_run_command((char *const[]){"cat", log_path, NULL}, 5000, &log), 0);
+    if (log == NULL || strstr(log, expected) == NULL)
+        fail_msg("relayd log does not say \"%s\": %s", expected, log != NULL ? log : "");
+    free(log);
+
+    for (i = 0; i < AUTO_MAX_CONNECTIONS; i++) {
+        fds[i] = raw_ws_open("127.0.0.1", port, RELAY_TEST_TIMEOUT_MS, &status);
+        assert_true(fds[i] >= 0);
+    }
+    fds[i] = raw_ws_open("127.0.0.1", port, RELAY_TEST_TIMEOUT_MS, &status);
+    assert_true(fds[i] >= 0);
+    assert_int_equal(
+        raw_ws_read_close(fds[i], RELAY_TEST_TIMEOUT_MS, &code, reason, sizeof(reason)), 0);
+    assert_int_equal(code, 1013);
+    for (i = 0; i <= AUTO_MAX_CONNECTIONS; i++)
+        close(fds[i]);
+    kill(pid, SIGTERM);
+    for (i = 0; i < 100 && harness_poll_exit(pid) == -2; i++)
+        harness_sleep_ms(50);
+    if (harness_poll_exit(pid) == -2) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    harness_remove_directory(directory);
+}
+
 /* pending_timeout 1: a pending peer is closed within a few seconds (END and
  * 1000, or 1008), counted; a pair formed in time is not affected. */
 static void test_pending_timeout(void **state)
@@ -197,6 +271,7 @@ int main(void)
                                         relay_test_teardown),
         cmocka_unit_test_setup_teardown(test_oversize_between_peers, relay_test_setup_no_relay,
                                         relay_test_teardown),
+        cmocka_unit_test(test_max_connections_from_fd_limit),
         cmocka_unit_test_setup_teardown(test_max_connections, relay_test_setup_no_relay,
                                         relay_test_teardown),
         cmocka_unit_test_setup_teardown(test_pending_timeout, relay_test_setup_no_relay,
