@@ -96,7 +96,7 @@ static void send_and_expect(struct ws_client_connection *from, struct ws_client_
  * WebSocket length field, more than one stream window (credit splits it),
  * the largest message allowed, text as text, fragmented messages whole,
  * cleartext JSON and bytes that are almost JSON. */
-static void test_pairing_frames_verbatim(void **state)
+static void pairing_check_frames_verbatim(void **state)
 {
     static const size_t sizes[] = {0, 1, 125, 126, 65535, 65536, 300000, 1048576};
     static const char request_json[] =
@@ -154,6 +154,21 @@ static void test_pairing_frames_verbatim(void **state)
     relay_test_expect_silence(first.connection, 100);
     relay_test_expect_silence(second.connection, 0);
     cluster_finish(cluster);
+}
+
+static void test_pairing_frames_verbatim(void **state)
+{
+    pairing_check_frames_verbatim(state);
+}
+
+/* The same over wss:// links with mutual TLS: the dialing node's TLS runs
+ * on OpenSSL memory buffers (cluster/link_tls.c), so megabyte messages in
+ * both directions cross many TLS records and partial writes. */
+static void test_pairing_frames_verbatim_over_tls(void **state)
+{
+    struct cluster *cluster = *state;
+    cluster->options.tls = true;
+    pairing_check_frames_verbatim(state);
 }
 
 /* Either side leaving ends the other with END and close 1000 across the
@@ -372,6 +387,8 @@ int main(void)
                                         cluster_test_teardown),
         cmocka_unit_test_setup_teardown(test_pairing_notify_before_partner_frames,
                                         cluster_test_setup, cluster_test_teardown),
+        cmocka_unit_test_setup_teardown(test_pairing_frames_verbatim_over_tls, cluster_test_setup,
+                                        cluster_test_teardown),
         cmocka_unit_test_setup_teardown(test_pairing_frames_verbatim, cluster_test_setup,
                                         cluster_test_teardown),
         cmocka_unit_test_setup_teardown(test_pairing_end_when_either_leaves, cluster_test_setup,
