@@ -420,12 +420,23 @@ static void echo_install_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-/* Thousands of idle connections need thousands of descriptors, as in relayd. */
+/* Thousands of idle connections need thousands of descriptors. The limit
+ * is raised the way relayd's default does it (to the hard limit, at most
+ * 65 536): lws sizes its descriptor table by it, and Debian's lws scans
+ * that table on every accept and close, so a larger table would slow the
+ * reference and flatter relayd. */
+#define ECHO_FD_LIMIT_MAX 65536
+
 static void echo_raise_fd_limit(void)
 {
     struct rlimit limit;
-    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-        limit.rlim_cur = limit.rlim_max;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
+        return;
+    rlim_t wanted = ECHO_FD_LIMIT_MAX;
+    if (limit.rlim_max != RLIM_INFINITY && wanted > limit.rlim_max)
+        wanted = limit.rlim_max;
+    if (wanted != limit.rlim_cur) {
+        limit.rlim_cur = wanted;
         setrlimit(RLIMIT_NOFILE, &limit);
     }
 }
