@@ -124,6 +124,9 @@ static int client_port_callback(struct lws *wsi, enum lws_callback_reasons reaso
     case LWS_CALLBACK_RECEIVE_PONG:
         session_pong(session);
         return 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        session_close_received(session);
+        return 0;
     case LWS_CALLBACK_CLOSED:
         session_closed(session);
         return 0;

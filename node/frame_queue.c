@@ -86,10 +86,15 @@ void frame_queue_release_spares(void)
 static struct frame_block *frame_queue_add_block(struct frame_queue *queue, size_t needed)
 {
     size_t capacity = needed;
-    /* Only a queue that is already backed up gets room to coalesce into:
-     * the next pieces are on their way (the rest of a burst). */
+    /* A queue that is already backed up gets room to coalesce into: the
+     * next pieces are on their way (the rest of a burst). An empty one gets
+     * what this piece needs, but at least FRAME_QUEUE_BLOCK_MIN, so that
+     * the notifications of one loop turn (NOT_READY then NOTIFY_RENDEZVOUS)
+     * leave in one send. */
     if (queue->head != NULL && capacity < FRAME_QUEUE_BLOCK_MAX)
         capacity = FRAME_QUEUE_BLOCK_MAX;
+    else if (capacity < FRAME_QUEUE_BLOCK_MIN)
+        capacity = FRAME_QUEUE_BLOCK_MIN;
     struct frame_block *block = frame_queue_allocate(capacity);
     if (block == NULL)
         return NULL;

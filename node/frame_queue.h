@@ -14,10 +14,11 @@
  * boundary.
  *
  * Blocks are sized to the traffic: a piece that finds the queue empty (a
- * notification, a lone message, a round trip) gets a block of exactly its
- * size, so an idle connection holds no spare buffer; a piece that arrives
- * behind others (a burst read in one go) opens a block of
- * FRAME_QUEUE_BLOCK_MAX that the following pieces fill.
+ * notification, a lone message, a round trip) gets a block of its size, at
+ * least FRAME_QUEUE_BLOCK_MIN; a piece that arrives behind others (a burst
+ * read in one go) opens a block of FRAME_QUEUE_BLOCK_MAX that the following
+ * pieces fill. Blocks live only until written, so an idle connection holds
+ * none.
  */
 #ifndef RELAY_FRAME_QUEUE_H
 #define RELAY_FRAME_QUEUE_H
@@ -31,6 +32,8 @@
  * by default) per lws_write and keeps the rest for the next POLLOUT, so a
  * larger block would only be copied; 64 KiB holds three 16 KiB frames. */
 #define FRAME_QUEUE_BLOCK_MAX (64 * 1024)
+/* The smallest block: room for a few notifications (about 400 bytes each). */
+#define FRAME_QUEUE_BLOCK_MIN 1024
 /* The longest server-to-client frame header: 2 + 8 length bytes. */
 #define FRAME_QUEUE_HEADER_MAX 10
 

@@ -9,8 +9,14 @@
  * same message (the same bytes, opcode and boundaries).
  *
  * Sending: everything for this client is queued as ready-made WebSocket
- * frames (frame_queue.c); each WRITEABLE callback writes the oldest block of
- * frames with one lws_write, so a burst of small frames costs one send().
+ * frames (frame_queue.c) and leaves a block of frames per lws_write, so a
+ * burst of small frames costs one send(). A queue that was empty is written
+ * by session_flush_writes() just before the event loop sleeps, as Redis
+ * writes replies in beforeSleep: by then every input of this turn is queued,
+ * and the common case - a notification, a round trip - goes out with one
+ * send() and no POLLOUT round (which costs two epoll_ctl calls and a loop
+ * turn). Only what the socket does not take at once waits for WRITEABLE,
+ * which then writes the oldest block per callback.
  *
  * Backpressure: when this session's queue passes the high-water mark it asks
  * its partner to stop reading (peer_pause_input); when it drains below the
@@ -119,8 +125,18 @@ static void session_close_after_flush(struct session *session, uint16_t code, co
     lws_callback_on_writable(session->wsi);
 }
 
-/* Queue one frame; ask for WRITEABLE when the queue was empty (otherwise
- * the request is already standing: every WRITEABLE that leaves frames
+/* Blocks one session may write before the loop sleeps: enough for what a
+ * turn queues on a quiet connection, little enough that a busy one does not
+ * delay the others (its WRITEABLE callbacks take turns with them). */
+#define SESSION_FLUSH_BLOCKS_MAX 4
+
+/* Sessions whose queue filled this loop turn, to be written before the
+ * loop sleeps (session_flush_writes). */
+static lws_dll2_owner_t session_flush_list;
+
+/* Queue one frame. A queue that was empty gets written before the loop
+ * sleeps; otherwise a write is already due: either this session is on the
+ * flush list or a WRITEABLE request stands (every write that leaves frames
  * behind renews it). */
 static int session_queue_frame(struct session *session, const void *data, size_t length,
                                unsigned flags)
@@ -128,8 +144,8 @@ static int session_queue_frame(struct session *session, const void *data, size_t
     bool was_empty = frame_queue_is_empty(&session->queue);
     if (frame_queue_push(&session->queue, data, length, flags) != 0)
         return -1;
-    if (was_empty)
-        lws_callback_on_writable(session->wsi);
+    if (was_empty && lws_dll2_is_detached(&session->flush_link))
+        lws_dll2_add_tail(&session->flush_link, &session_flush_list);
     return 0;
 }
 
@@ -412,8 +428,38 @@ static int session_write_close(struct session *session)
     return -1;
 }
 
+/* Write the oldest block: raw bytes, as it holds whole frames already. What
+ * the socket does not take now, lws keeps and sends before the next
+ * WRITEABLE. Then let a paused partner read again once below low water. */
+static int session_write_block(struct session *session)
+{
+    struct frame_block *block = frame_queue_pop(&session->queue);
+    int written = lws_write(session->wsi, frame_block_data(block), block->used, LWS_WRITE_RAW);
+    size_t expected = block->used;
+    frame_block_free(block);
+    if (written < (int)expected)
+        return -1;
+
+    if (session->partner_paused &&
+        session->queue.bytes <= relay_server.config->send_queue_low_water) {
+        session->partner_paused = false;
+        if (session->peer.partner != NULL)
+            peer_resume_input(session->peer.partner);
+    }
+    return 0;
+}
+
+/* Ask for WRITEABLE while anything is left to send (the close frame too). */
+static void session_want_writeable(struct session *session)
+{
+    if (!frame_queue_is_empty(&session->queue) || session->state == SESSION_CLOSING)
+        lws_callback_on_writable(session->wsi);
+}
+
 int session_writeable(struct session *session)
 {
+    if (session->write_failed)
+        return -1;
     if (session->refused) {
         bool shutting_down = session->close_reason == CLOSE_SHUTDOWN;
         return session_fail(
@@ -433,33 +479,56 @@ int session_writeable(struct session *session)
             lws_callback_on_writable(session->wsi);
         return 0;
     }
-    struct frame_block *block = frame_queue_pop(&session->queue);
-    if (block == NULL)
+    if (frame_queue_is_empty(&session->queue))
         return session->state == SESSION_CLOSING ? session_write_close(session) : 0;
-
-    /* Raw bytes: the block is whole frames already. What the socket does
-     * not take now, lws keeps and sends before the next WRITEABLE. */
-    int written = lws_write(session->wsi, frame_block_data(block), block->used, LWS_WRITE_RAW);
-    size_t expected = block->used;
-    frame_block_free(block);
-    if (written < (int)expected)
+    if (session_write_block(session) != 0)
         return -1;
-
-    if (session->partner_paused &&
-        session->queue.bytes <= relay_server.config->send_queue_low_water) {
-        session->partner_paused = false;
-        if (session->peer.partner != NULL)
-            peer_resume_input(session->peer.partner);
-    }
-    if (!frame_queue_is_empty(&session->queue) || session->state == SESSION_CLOSING)
-        lws_callback_on_writable(session->wsi);
+    session_want_writeable(session);
     return 0;
+}
+
+/* Write every session that got frames this loop turn, before the loop
+ * sleeps. Outside any lws callback, so a failed write cannot close the
+ * connection here: it is remembered and the WRITEABLE callback it asks for
+ * returns -1. A closing session is left to its WRITEABLE callback, which
+ * owns the close frame, and so is one whose client sent a close: lws
+ * answers that from its own WRITEABLE handling. */
+void session_flush_writes(void)
+{
+    struct lws_dll2 *link;
+    while ((link = lws_dll2_get_head(&session_flush_list)) != NULL) {
+        struct session *session = lws_container_of(link, struct session, flush_link);
+        lws_dll2_remove(link);
+        if (session->state == SESSION_CLOSING || session->close_received) {
+            session_want_writeable(session);
+            continue;
+        }
+        /* A notification queued behind another one this turn sits in a
+         * second block: write a few while the socket takes them whole. */
+        for (int blocks = 0; blocks < SESSION_FLUSH_BLOCKS_MAX; blocks++) {
+            if (frame_queue_is_empty(&session->queue) || lws_partial_buffered(session->wsi))
+                break;
+            if (session_write_block(session) != 0) {
+                session->write_failed = true;
+                lws_callback_on_writable(session->wsi);
+                break;
+            }
+        }
+        session_want_writeable(session);
+    }
 }
 
 void session_pong(struct session *session)
 {
     session->awaiting_pong = false;
     deadline_arm(&session_timers.ping, &session->keepalive);
+}
+
+/* lws answers the client's close from its own WRITEABLE handling; nothing of
+ * ours may be written around it from outside (session_flush_writes). */
+void session_close_received(struct session *session)
+{
+    session->close_received = true;
 }
 
 void session_closed(struct session *session)
@@ -478,6 +547,7 @@ void session_closed(struct session *session)
     session_set_state(session, SESSION_CLOSING);
     session_drop_parser(session);
     frame_queue_clear(&session->queue);
+    lws_dll2_remove(&session->flush_link);
     lws_dll2_remove(&session->list);
 }
 

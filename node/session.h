@@ -37,7 +37,8 @@ struct session {
      * these per connection, so padding counts. */
     struct peer peer;
     struct lws *wsi;
-    lws_dll2_t list; /* relay_server.sessions */
+    lws_dll2_t list;       /* relay_server.sessions */
+    lws_dll2_t flush_link; /* on the list written before the loop sleeps */
     struct frame_queue queue;
     struct request_parser *parser; /* only while reading a message we must judge */
     size_t message_bytes;          /* of the message being received */
@@ -55,6 +56,8 @@ struct session {
     bool refused; /* over max_connections: close with 1013 at first WRITEABLE */
     bool established;
     bool outgoing_message_open; /* the last queued piece did not end its message */
+    bool close_received;        /* the client sent a close frame */
+    bool write_failed;          /* a write outside WRITEABLE failed: close there */
 };
 
 /* The queues every session's deadlines live in (deadline_queue.h): started
@@ -68,7 +71,12 @@ int session_open(struct session *session, struct lws *wsi);
 int session_receive(struct session *session, const void *data, size_t length);
 int session_writeable(struct session *session);
 void session_pong(struct session *session);
+void session_close_received(struct session *session);
 void session_closed(struct session *session);
+
+/* Write the sessions that got frames during this loop turn; the event loop
+ * calls it just before it sleeps. */
+void session_flush_writes(void);
 
 /* The node is shutting down: END then close 1001. */
 void session_shutdown(struct session *session);

@@ -8,9 +8,10 @@
  * (bench_proc.c) at exactly those moments, and merges their results. A
  * worker runs one mode: bench_pairs.c, bench_stream.c, bench_pingpong.c,
  * bench_idle.c; they share the rendezvous handshake (bench_rendezvous.c),
- * the self-checking frame format (bench_frame.c) and latency histograms
- * (bench_histogram.c). bench_report.c prints the merged result as one JSON
- * line.
+ * ids drawn from batched random bytes (bench_random.c), the self-checking
+ * frame format
+ * (bench_frame.c) and latency histograms (bench_histogram.c).
+ * bench_report.c prints the merged result as one JSON line.
  *
  * A "pair" is two WebSocket connections that rendezvous through relayd
  * (--target relay), or one connection that talks to itself through
@@ -123,6 +124,12 @@ struct bench_result {
 struct bench_sync;
 struct bench_peer;
 
+/* Random bytes drawn in batches (bench_random.c); left: unused bytes. */
+struct bench_random {
+    unsigned char pool[4096];
+    size_t left;
+};
+
 /* One worker: a share of the pairs, its own bench_client context. */
 struct bench_worker {
     const struct bench_options *options;
@@ -134,6 +141,7 @@ struct bench_worker {
     struct bench_client_context *client;
     struct bench_result *result;
     struct bench_sync *sync;
+    struct bench_random random; /* this process' own: filled after the fork */
 };
 
 /* ---- bench_runner.c ---- */
@@ -213,6 +221,12 @@ enum bench_error_kind bench_frame_check(const unsigned char *data, size_t length
  * Records the error in result. Returns whether the frame was right. */
 bool bench_frame_receive(struct bench_result *result, const unsigned char *data, size_t length,
                          uint32_t stream, uint64_t *next_seq, size_t expected_length);
+
+/* ---- bench_random.c ---- */
+/* A fresh rendezvous id (64 lowercase hex digits) into out[65], a fresh
+ * lowercase UUID v4 into out[37]. Return 0, or -1 without random bytes. */
+int bench_random_rid(struct bench_random *random, char *out);
+int bench_random_uuid(struct bench_random *random, char *out);
 
 /* ---- bench_rendezvous.c ---- */
 /* One connection's handshake with the server. */

@@ -1,10 +1,21 @@
 /*
  * bench_client.c - the lean WebSocket client of relay-bench (bench_client.h).
  *
- * One epoll instance per process, level-triggered, non-blocking sockets with
- * TCP_NODELAY (as libwebsockets sets them on both ends). A connection moves
- * through TCP connect -> upgrade (the HTTP request is written, the 101
- * answer and its Sec-WebSocket-Accept checked) -> open -> done/failed.
+ * One epoll instance per process, level-triggered, non-blocking sockets. A
+ * connection moves through TCP connect (until the HTTP upgrade request is
+ * written) -> upgrade (the 101 answer and its Sec-WebSocket-Accept checked)
+ * -> open -> done/failed.
+ *
+ * System calls are what a connection costs on a small VM (about a
+ * microsecond of entry and exit each before any work), so a connection
+ * makes as few as the protocol allows: socket, bind (source spreading),
+ * connect, the upgrade request written at once (on loopback the handshake
+ * is done when connect() returns; else the socket is watched for writing),
+ * one epoll_ctl, a read for the 101, a write for the queued frames, a read
+ * per answer, close. The socket is watched for writing only while a write
+ * is held back by a full socket; TCP_NODELAY is set only on a write Nagle's
+ * algorithm could delay (bench_client_nodelay). Freed connections keep
+ * their small buffers on a spare list for the next connect.
  *
  * Buffers: frames are serialised (header + masked payload) into the
  * connection's output buffer when queued, and the buffer is written with
@@ -49,9 +60,16 @@
 #define BENCH_CLIENT_ERROR 160
 #define BENCH_CLIENT_ADDRESSES 4
 #define BENCH_CLIENT_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define BENCH_CLIENT_KEY_LENGTH 24 /* base64 of the 16-byte nonce */
+#define BENCH_CLIENT_REQUEST_MAX 640
+#define BENCH_CLIENT_REQUEST_TAIL "\r\nSec-WebSocket-Version: 13\r\n\r\n"
+/* Freed connections kept for reuse, and the largest buffer one keeps (a
+ * stream's 256 KiB read buffer is given back). */
+#define BENCH_CLIENT_SPARES 256
+#define BENCH_CLIENT_KEEP_BUFFER (16 * 1024)
 
 enum bench_client_phase {
-    BENCH_PHASE_TCP,
+    BENCH_PHASE_TCP, /* connecting, or the upgrade request not all written */
     BENCH_PHASE_UPGRADE,
     BENCH_PHASE_OPEN,
     BENCH_PHASE_DONE,
@@ -72,19 +90,22 @@ struct bench_client_stored {
     unsigned char data[];
 };
 
-/* A parsed URL, kept so that thousands of connects parse it once. */
+/* A parsed URL, kept so that thousands of connects parse it once; the
+ * upgrade request up to its key is written here once too. */
 struct bench_client_address {
     char url[256];
     struct sockaddr_storage socket_address;
     socklen_t socket_length;
-    char host_header[200];
-    char path[256];
+    char request_head[BENCH_CLIENT_REQUEST_MAX];
+    size_t request_head_length;
 };
 
 struct bench_client_context {
     int epoll_fd;
     uint64_t random_state;
     struct bench_client_connection *dirty; /* connections with output to write */
+    struct bench_client_connection *spare; /* freed, kept for reuse */
+    size_t spare_count;
     struct bench_client_address addresses[BENCH_CLIENT_ADDRESSES];
     int address_count;
     unsigned source_counter; /* spreads loopback connections over sources */
@@ -93,16 +114,22 @@ struct bench_client_context {
 struct bench_client_connection {
     struct bench_client_context *context;
     struct bench_client_connection *next_dirty;
+    struct bench_client_connection *next_spare;
     bool dirty;
     int fd;
     enum bench_client_phase phase;
     uint32_t registered; /* epoll events asked for */
     bool reading_paused;
+    bool write_blocked; /* the socket was full: wait for EPOLLOUT */
+    bool wrote_open;    /* a write after the upgrade happened */
+    bool nodelay;       /* TCP_NODELAY is set */
     char error[BENCH_CLIENT_ERROR];
     char expected_accept[32];
     uint64_t mask_state;
-    struct bench_client_buffer request; /* the upgrade request */
-    struct bench_client_buffer out;     /* serialised frames */
+    char request[BENCH_CLIENT_REQUEST_MAX]; /* the upgrade request */
+    size_t request_length;
+    size_t request_sent;
+    struct bench_client_buffer out; /* serialised frames */
     struct bench_client_buffer in;
     size_t read_size;                   /* what one read asks for; grows with the traffic */
     struct bench_client_buffer message; /* fragments being joined */
@@ -195,6 +222,14 @@ static void bench_client_buffer_free(struct bench_client_buffer *buffer)
     memset(buffer, 0, sizeof(*buffer));
 }
 
+/* Empty the buffer; a small one keeps its memory for the next connection. */
+static void bench_client_buffer_release(struct bench_client_buffer *buffer)
+{
+    if (buffer->capacity > BENCH_CLIENT_KEEP_BUFFER)
+        bench_client_buffer_free(buffer);
+    buffer->start = buffer->end = 0;
+}
+
 /* ---- context ------------------------------------------------------------- */
 
 struct bench_client_context *bench_client_context_new(void)
@@ -220,29 +255,58 @@ struct bench_client_context *bench_client_context_new(void)
     return context;
 }
 
+static void bench_client_destroy(struct bench_client_connection *connection)
+{
+    bench_client_buffer_free(&connection->out);
+    bench_client_buffer_free(&connection->in);
+    bench_client_buffer_free(&connection->message);
+    free(connection);
+}
+
 void bench_client_context_free(struct bench_client_context *context)
 {
     if (context == NULL)
         return;
+    while (context->spare != NULL) {
+        struct bench_client_connection *spare = context->spare;
+        context->spare = spare->next_spare;
+        bench_client_destroy(spare);
+    }
     close(context->epoll_fd);
     free(context);
 }
 
+/* A zeroed connection: a spare one (its buffers' memory kept) or a new one. */
+static struct bench_client_connection *bench_client_take(struct bench_client_context *context)
+{
+    struct bench_client_connection *connection = context->spare;
+    if (connection == NULL)
+        return calloc(1, sizeof(*connection));
+    context->spare = connection->next_spare;
+    context->spare_count--;
+    struct bench_client_buffer out = connection->out, in = connection->in,
+                               message = connection->message;
+    memset(connection, 0, sizeof(*connection));
+    connection->out = out;
+    connection->in = in;
+    connection->message = message;
+    return connection;
+}
+
 /* ---- connection state ---------------------------------------------------- */
+
+static uint32_t bench_client_wanted_events(const struct bench_client_connection *connection)
+{
+    if (connection->phase == BENCH_PHASE_TCP)
+        return EPOLLOUT;
+    return (connection->reading_paused ? 0 : EPOLLIN) | (connection->write_blocked ? EPOLLOUT : 0);
+}
 
 static void bench_client_update_events(struct bench_client_connection *connection)
 {
     if (connection->fd < 0)
         return;
-    uint32_t wanted = 0;
-    if (connection->phase == BENCH_PHASE_TCP)
-        wanted = EPOLLOUT;
-    else {
-        bool pending = connection->phase == BENCH_PHASE_UPGRADE
-                           ? bench_client_buffer_length(&connection->request) > 0
-                           : bench_client_buffer_length(&connection->out) > 0;
-        wanted = (connection->reading_paused ? 0 : EPOLLIN) | (pending ? EPOLLOUT : 0);
-    }
+    uint32_t wanted = bench_client_wanted_events(connection);
     if (wanted == connection->registered)
         return;
     struct epoll_event event = {.events = wanted, .data.ptr = connection};
@@ -250,21 +314,22 @@ static void bench_client_update_events(struct bench_client_connection *connectio
     connection->registered = wanted;
 }
 
-/* The socket is finished with: closed after being open, or failed. */
+/* The socket is finished with: closed after being open, or failed. why is
+ * NULL when the connection is being freed (nobody reads it then). */
 static void bench_client_end(struct bench_client_connection *connection, const char *why,
                              int error_number)
 {
     if (connection->fd < 0)
         return;
-    bench_client_set_error(connection, why, error_number);
+    if (why != NULL)
+        bench_client_set_error(connection, why, error_number);
     close(connection->fd); /* also leaves the epoll set */
     connection->fd = -1;
     connection->phase =
         connection->phase == BENCH_PHASE_OPEN ? BENCH_PHASE_DONE : BENCH_PHASE_FAILED;
-    bench_client_buffer_free(&connection->request);
-    bench_client_buffer_free(&connection->out);
-    bench_client_buffer_free(&connection->in);
-    bench_client_buffer_free(&connection->message);
+    bench_client_buffer_release(&connection->out);
+    bench_client_buffer_release(&connection->in);
+    bench_client_buffer_release(&connection->message);
 }
 
 static void bench_client_mark_dirty(struct bench_client_connection *connection)
@@ -278,37 +343,100 @@ static void bench_client_mark_dirty(struct bench_client_connection *connection)
 
 /* ---- writing ------------------------------------------------------------- */
 
-static void bench_client_flush(struct bench_client_connection *connection)
+/* Write data[*sent..length). Returns 0 when all of it is out, 1 when the
+ * socket is full (or still connecting), -1 on an error (errno says which). */
+static int bench_client_write(int fd, const void *data, size_t length, size_t *sent)
 {
-    if (connection->fd < 0 || connection->phase == BENCH_PHASE_TCP)
-        return;
-    struct bench_client_buffer *buffer =
-        connection->phase == BENCH_PHASE_UPGRADE ? &connection->request : &connection->out;
-    while (bench_client_buffer_length(buffer) > 0) {
-        ssize_t written = send(connection->fd, buffer->data + buffer->start,
-                               bench_client_buffer_length(buffer), MSG_NOSIGNAL);
+    while (*sent < length) {
+        ssize_t written =
+            send(fd, (const unsigned char *)data + *sent, length - *sent, MSG_NOSIGNAL);
         if (written > 0) {
-            bench_client_buffer_consume(buffer, (size_t)written);
+            *sent += (size_t)written;
             continue;
         }
         if (written < 0 && errno == EINTR)
             continue;
         if (written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
-        bench_client_end(connection, "send failed", errno);
+            return 1;
+        if (written == 0)
+            errno = EPIPE;
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Nagle's algorithm holds a segment back only while earlier data is
+ * unacknowledged. The first write after the upgrade finds the whole request
+ * acknowledged (the server answered it with the 101), so when that write
+ * fits in one segment it leaves at once with or without TCP_NODELAY. In
+ * pairs and idle runs it is the only write after the upgrade, so the option
+ * (a system call) is set on the first write Nagle could delay: a second
+ * one, or a first one larger than the smallest segment.
+ */
+#define BENCH_CLIENT_SMALLEST_SEGMENT 536
+
+static void bench_client_nodelay(struct bench_client_connection *connection, size_t length)
+{
+    if (connection->nodelay)
+        return;
+    if (!connection->wrote_open && length <= BENCH_CLIENT_SMALLEST_SEGMENT) {
+        connection->wrote_open = true;
         return;
     }
+    int one = 1;
+    setsockopt(connection->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    connection->nodelay = connection->wrote_open = true;
+}
+
+/* Write the queued frames of an open connection. */
+static void bench_client_flush(struct bench_client_connection *connection)
+{
+    struct bench_client_buffer *out = &connection->out;
+    if (connection->fd < 0 || connection->phase != BENCH_PHASE_OPEN)
+        return;
+    size_t length = bench_client_buffer_length(out), sent = 0;
+    int status = 0;
+    if (length > 0) {
+        bench_client_nodelay(connection, length);
+        status = bench_client_write(connection->fd, out->data + out->start, length, &sent);
+        bench_client_buffer_consume(out, sent);
+    }
+    if (status < 0)
+        return bench_client_end(connection, "send failed", errno);
+    connection->write_blocked = status > 0;
     bench_client_update_events(connection);
 }
 
+/* A connection whose socket is full waits for EPOLLOUT instead: trying
+ * again every turn would cost a failing send() each. */
 static void bench_client_flush_dirty(struct bench_client_context *context)
 {
     while (context->dirty != NULL) {
         struct bench_client_connection *connection = context->dirty;
         context->dirty = connection->next_dirty;
         connection->dirty = false;
-        bench_client_flush(connection);
+        if (!connection->write_blocked)
+            bench_client_flush(connection);
     }
+}
+
+/* The upgrade request: first tried right after connect() (on loopback the
+ * handshake is usually complete by then), else when the socket turns
+ * writable. A failed connect shows as the error of this send. Returns 0
+ * while the connection lives, -1 when it ended. */
+static int bench_client_send_request(struct bench_client_connection *connection)
+{
+    int status = bench_client_write(connection->fd, connection->request, connection->request_length,
+                                    &connection->request_sent);
+    if (status < 0) {
+        bench_client_end(connection,
+                         connection->request_sent > 0 ? "send failed" : "connect failed", errno);
+        return -1;
+    }
+    if (status == 0)
+        connection->phase = BENCH_PHASE_UPGRADE;
+    return 0;
 }
 
 /* Copy length bytes into out, XORed with the 4-byte key, 8 bytes a step. */
@@ -520,31 +648,32 @@ static void bench_client_base64(char *out, const unsigned char *in, size_t lengt
     EVP_EncodeBlock((unsigned char *)out, in, (int)length);
 }
 
-static int bench_client_prepare_upgrade(struct bench_client_connection *connection,
-                                        const struct bench_client_address *address)
+/* The request is the address's head, a fresh key and a fixed tail (its
+ * length was checked when the address was parsed). */
+static void bench_client_prepare_upgrade(struct bench_client_connection *connection,
+                                         const struct bench_client_address *address)
 {
     unsigned char nonce[16], digest[SHA_DIGEST_LENGTH];
-    char key[32], accept_input[80], request[640];
+    char key[BENCH_CLIENT_KEY_LENGTH + 1], accept_input[BENCH_CLIENT_KEY_LENGTH + 40];
 
     for (size_t index = 0; index < sizeof(nonce); index += 8) {
         uint64_t word = bench_client_random(&connection->context->random_state);
         memcpy(nonce + index, &word, 8);
     }
     bench_client_base64(key, nonce, sizeof(nonce));
-    snprintf(accept_input, sizeof(accept_input), "%s%s", key, BENCH_CLIENT_GUID);
-    SHA1((const unsigned char *)accept_input, strlen(accept_input), digest);
+    memcpy(accept_input, key, BENCH_CLIENT_KEY_LENGTH);
+    memcpy(accept_input + BENCH_CLIENT_KEY_LENGTH, BENCH_CLIENT_GUID, sizeof(BENCH_CLIENT_GUID));
+    SHA1((const unsigned char *)accept_input, BENCH_CLIENT_KEY_LENGTH + strlen(BENCH_CLIENT_GUID),
+         digest);
     bench_client_base64(connection->expected_accept, digest, sizeof(digest));
-    int length = snprintf(request, sizeof(request),
-                          "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
-                          "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                          "Sec-WebSocket-Version: 13\r\n\r\n",
-                          address->path, address->host_header, key);
-    if (length <= 0 || (size_t)length >= sizeof(request) ||
-        bench_client_buffer_reserve(&connection->request, (size_t)length) != 0)
-        return -1;
-    memcpy(connection->request.data, request, (size_t)length);
-    connection->request.end = (size_t)length;
-    return 0;
+    char *request = connection->request;
+    memcpy(request, address->request_head, address->request_head_length);
+    request += address->request_head_length;
+    memcpy(request, key, BENCH_CLIENT_KEY_LENGTH);
+    request += BENCH_CLIENT_KEY_LENGTH;
+    memcpy(request, BENCH_CLIENT_REQUEST_TAIL, strlen(BENCH_CLIENT_REQUEST_TAIL));
+    request += strlen(BENCH_CLIENT_REQUEST_TAIL);
+    connection->request_length = (size_t)(request - connection->request);
 }
 
 /* The server's answer: 101 and the right accept key. Returns 1 when the
@@ -584,12 +713,11 @@ static int bench_client_parse_response(struct bench_client_connection *connectio
         return -1;
     }
     bench_client_buffer_consume(in, (size_t)(end - data) + 4);
-    bench_client_buffer_free(&connection->request);
     connection->phase = BENCH_PHASE_OPEN;
     connection->opened_ns = bench_client_now_ns();
+    /* written at the end of this loop turn, with one send() */
     if (bench_client_buffer_length(&connection->out) > 0)
         bench_client_mark_dirty(connection);
-    bench_client_update_events(connection);
     return 1;
 }
 
@@ -619,24 +747,15 @@ static void bench_client_read(struct bench_client_connection *connection)
     bench_client_parse_frames(connection);
 }
 
-static void bench_client_finish_connect(struct bench_client_connection *connection)
-{
-    int error_number = 0;
-    socklen_t length = sizeof(error_number);
-    getsockopt(connection->fd, SOL_SOCKET, SO_ERROR, &error_number, &length);
-    if (error_number != 0)
-        return bench_client_end(connection, "connect failed", error_number);
-    connection->phase = BENCH_PHASE_UPGRADE;
-    bench_client_flush(connection);
-    bench_client_update_events(connection);
-}
-
 static void bench_client_handle_event(struct bench_client_connection *connection, uint32_t events)
 {
     if (connection->fd < 0)
         return;
-    if (connection->phase == BENCH_PHASE_TCP)
-        return bench_client_finish_connect(connection);
+    if (connection->phase == BENCH_PHASE_TCP) {
+        if (bench_client_send_request(connection) == 0)
+            bench_client_update_events(connection);
+        return;
+    }
     if ((events & EPOLLIN) || ((events & (EPOLLERR | EPOLLHUP)) && !connection->reading_paused))
         bench_client_read(connection);
     else if (events & (EPOLLERR | EPOLLHUP))
@@ -680,7 +799,6 @@ static int bench_client_parse_url(const char *url, struct bench_client_address *
         port_text = rest + host_length;
     }
     path = strchr(port_text, '/');
-    snprintf(address->path, sizeof(address->path), "%s", path != NULL ? path : "/");
     const char *port = *port_text == ':' ? port_text + 1 : "80";
     char port_copy[8];
     snprintf(port_copy, sizeof(port_copy), "%.*s", (int)strcspn(port, "/"), port);
@@ -690,8 +808,16 @@ static int bench_client_parse_url(const char *url, struct bench_client_address *
     memcpy(&address->socket_address, found->ai_addr, found->ai_addrlen);
     address->socket_length = found->ai_addrlen;
     freeaddrinfo(found);
-    snprintf(address->host_header, sizeof(address->host_header), "%s%s%s:%s",
-             strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port_copy);
+    bool ipv6 = strchr(host, ':') != NULL;
+    int length =
+        snprintf(address->request_head, sizeof(address->request_head),
+                 "GET %s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Key: ",
+                 path != NULL ? path : "/", ipv6 ? "[" : "", host, ipv6 ? "]" : "", port_copy);
+    if (length < 0 || (size_t)length + BENCH_CLIENT_KEY_LENGTH + strlen(BENCH_CLIENT_REQUEST_TAIL) >
+                          BENCH_CLIENT_REQUEST_MAX)
+        return -1;
+    address->request_head_length = (size_t)length;
     snprintf(address->url, sizeof(address->url), "%s", url);
     return 0;
 }
@@ -738,6 +864,8 @@ static void bench_client_pick_source(struct bench_client_connection *connection,
     (void)bind(connection->fd, (const struct sockaddr *)&source, sizeof(source));
 }
 
+/* Connect and write the upgrade request if the handshake is already
+ * complete; then watch the socket for what comes next. */
 static int bench_client_open_socket(struct bench_client_connection *connection,
                                     const struct bench_client_address *address)
 {
@@ -745,15 +873,15 @@ static int bench_client_open_socket(struct bench_client_connection *connection,
     connection->fd = socket(target->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (connection->fd < 0)
         return -1;
-    int one = 1;
-    setsockopt(connection->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     bench_client_pick_source(connection, target);
     connection->phase = BENCH_PHASE_TCP;
-    connection->registered = EPOLLOUT;
-    struct epoll_event event = {.events = EPOLLOUT, .data.ptr = connection};
-    if (epoll_ctl(connection->context->epoll_fd, EPOLL_CTL_ADD, connection->fd, &event) != 0)
-        return -1;
     if (connect(connection->fd, target, address->socket_length) != 0 && errno != EINPROGRESS)
+        return -1;
+    if (bench_client_send_request(connection) != 0)
+        return 0; /* ended: the caller sees FAILED and why */
+    connection->registered = bench_client_wanted_events(connection);
+    struct epoll_event event = {.events = connection->registered, .data.ptr = connection};
+    if (epoll_ctl(connection->context->epoll_fd, EPOLL_CTL_ADD, connection->fd, &event) != 0)
         return -1;
     return 0;
 }
@@ -767,7 +895,7 @@ struct bench_client_connection *bench_client_connect(struct bench_client_context
         snprintf(error, error_size, "cannot use url %s (ws://host:port/ only)", url);
         return NULL;
     }
-    struct bench_client_connection *connection = calloc(1, sizeof(*connection));
+    struct bench_client_connection *connection = bench_client_take(context);
     if (connection == NULL) {
         snprintf(error, error_size, "out of memory");
         return NULL;
@@ -775,11 +903,7 @@ struct bench_client_connection *bench_client_connect(struct bench_client_context
     connection->context = context;
     connection->fd = -1;
     connection->mask_state = bench_client_random(&context->random_state) | 1;
-    if (bench_client_prepare_upgrade(connection, address) != 0) {
-        free(connection);
-        snprintf(error, error_size, "out of memory");
-        return NULL;
-    }
+    bench_client_prepare_upgrade(connection, address);
     if (bench_client_open_socket(connection, address) != 0) {
         /* a failed connection is still returned: the caller sees FAILED */
         int error_number = errno;
@@ -871,12 +995,16 @@ void bench_client_free(struct bench_client_connection *connection)
             link = &(*link)->next_dirty;
         *link = connection->next_dirty;
     }
-    bench_client_end(connection, "freed", 0);
+    bench_client_end(connection, NULL, 0);
     struct bench_client_stored *stored = connection->stored_head;
     while (stored != NULL) {
         struct bench_client_stored *next = stored->next;
         free(stored);
         stored = next;
     }
-    free(connection);
+    if (context->spare_count >= BENCH_CLIENT_SPARES)
+        return bench_client_destroy(connection);
+    connection->next_spare = context->spare;
+    context->spare = connection;
+    context->spare_count++;
 }

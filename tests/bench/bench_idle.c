@@ -18,7 +18,6 @@
 #include <stdlib.h>
 
 #include "bench.h"
-#include "moneysocket_json.h"
 
 #define BENCH_IDLE_BATCH 200
 
@@ -38,7 +37,7 @@ static int bench_idle_open_batch(struct bench_worker *worker, struct bench_peer 
 
     for (size_t index = from; index < from + count; index++) {
         waiting[index - from] = &peers[index];
-        if (moneysocket_json_new_rid(rid) != 0 ||
+        if (bench_random_rid(&worker->random, rid) != 0 ||
             bench_rendezvous_start(worker, &peers[index], bench_idle_url(options, index), rid) != 0)
             return -1;
     }

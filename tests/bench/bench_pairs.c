@@ -25,7 +25,6 @@
 #include <string.h>
 
 #include "bench.h"
-#include "moneysocket_json.h"
 
 struct bench_pairs;
 
@@ -80,7 +79,7 @@ static void bench_pairs_start_slot(struct bench_pairs *run, struct bench_pairs_s
     slot->active = true;
     slot->started_ns = bench_now_ns();
     run->started++;
-    if (moneysocket_json_new_rid(slot->rid) != 0) {
+    if (bench_random_rid(&run->worker->random, slot->rid) != 0) {
         bench_result_error(run->worker->result, BENCH_ERROR_CONNECT, "no random bytes for a rid");
         slot->peers[0].peer.failed = true;
         return;

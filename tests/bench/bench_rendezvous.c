@@ -34,7 +34,7 @@ int bench_rendezvous_start(struct bench_worker *worker, struct bench_peer *peer,
 
     memcpy(peer->rid, rid, sizeof(peer->rid));
     peer->not_ready = peer->notified = peer->failed = false;
-    if (moneysocket_json_new_uuid(peer->request_uuid) != 0) {
+    if (bench_random_uuid(&worker->random, peer->request_uuid) != 0) {
         bench_result_error(worker->result, BENCH_ERROR_CONNECT, "no random bytes for a uuid");
         peer->failed = true;
         return -1;
@@ -196,7 +196,7 @@ int bench_rendezvous_pairs(struct bench_worker *worker, struct bench_peer *first
     if (rids == NULL || waiting == NULL)
         goto out;
     for (size_t index = 0; index < count; index++) {
-        if (moneysocket_json_new_rid(rids[index]) != 0)
+        if (bench_random_rid(&worker->random, rids[index]) != 0)
             goto out;
         waiting[index] = &first[index];
         if (!echo)

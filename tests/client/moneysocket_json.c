@@ -169,34 +169,56 @@ static int moneysocket_json_random_fill(unsigned char *bytes, size_t length)
     return getrandom(bytes, length, 0) == (ssize_t)length ? 0 : -1;
 }
 
+/* Two lowercase hex digits per byte (no printf: relay-bench formats an id
+ * per connection). Returns the end. */
+static char *moneysocket_json_hex(char *out, const unsigned char *bytes, size_t count)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < count; i++) {
+        *out++ = digits[bytes[i] >> 4];
+        *out++ = digits[bytes[i] & 0x0f];
+    }
+    return out;
+}
+
+void moneysocket_json_format_uuid(unsigned char bytes[16], char *out)
+{
+    static const unsigned char groups[] = {4, 2, 2, 2, 6}; /* 8-4-4-4-12 digits */
+    const unsigned char *from = bytes;
+
+    bytes[6] = (unsigned char)((bytes[6] & 0x0f) | 0x40); /* version 4 */
+    bytes[8] = (unsigned char)((bytes[8] & 0x3f) | 0x80); /* variant 10xx */
+    for (size_t group = 0; group < sizeof(groups); group++) {
+        if (group > 0)
+            *out++ = '-';
+        out = moneysocket_json_hex(out, from, groups[group]);
+        from += groups[group];
+    }
+    *out = '\0';
+}
+
+void moneysocket_json_format_rid(const unsigned char bytes[32], char *out)
+{
+    *moneysocket_json_hex(out, bytes, 32) = '\0';
+}
+
 int moneysocket_json_new_uuid(char *out)
 {
     unsigned char bytes[16];
-    size_t i, position = 0;
 
     if (moneysocket_json_random_fill(bytes, sizeof(bytes)) < 0)
         return -1;
-    bytes[6] = (unsigned char)((bytes[6] & 0x0f) | 0x40); /* version 4 */
-    bytes[8] = (unsigned char)((bytes[8] & 0x3f) | 0x80); /* variant 10xx */
-    for (i = 0; i < sizeof(bytes); i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[position++] = '-';
-        sprintf(out + position, "%02x", bytes[i]);
-        position += 2;
-    }
-    out[position] = '\0';
+    moneysocket_json_format_uuid(bytes, out);
     return 0;
 }
 
 int moneysocket_json_new_rid(char *out)
 {
     unsigned char bytes[32];
-    size_t i;
 
     if (moneysocket_json_random_fill(bytes, sizeof(bytes)) < 0)
         return -1;
-    for (i = 0; i < sizeof(bytes); i++)
-        sprintf(out + 2 * i, "%02x", bytes[i]);
+    moneysocket_json_format_rid(bytes, out);
     return 0;
 }
 

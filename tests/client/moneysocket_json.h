@@ -55,6 +55,13 @@ int moneysocket_json_parse(const void *data, size_t length, struct moneysocket_m
 size_t moneysocket_json_build_request(char *out, size_t out_size, const char *rid,
                                       const char *request_uuid, double timestamp);
 
+/* 16 random bytes as a UUID v4 (version and variant bits set in bytes),
+ * lowercase, into out[37]. */
+void moneysocket_json_format_uuid(unsigned char bytes[16], char *out);
+
+/* 32 random bytes as a rid (64 lowercase hex digits) into out[65]. */
+void moneysocket_json_format_rid(const unsigned char bytes[32], char *out);
+
 /* A fresh random UUID v4, lowercase, into out[37]. Returns 0 or -1. */
 int moneysocket_json_new_uuid(char *out);
 

@@ -1,7 +1,8 @@
 /*
  * test_rendezvous.c - matchmaking as clients see it (protocol-v0.md,
  * "Matchmaking behaviour"): NOT_READY, NOTIFY_RENDEZVOUS, END and the close
- * that follows, rid normalisation, the captured real clients, third peers,
+ * that follows, notifications written in one turn, a client closing while
+ * its partner streams, rid normalisation, the captured real clients, third peers,
  * repeated requests, invalid first frames and frames sent while pending.
  */
 #include <setjmp.h>
@@ -10,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -50,26 +53,141 @@ static void expect_raw_notification(int fd, const char *name)
     assert_string_equal(parsed.notification_name.text, name);
 }
 
+/* Two raw connections paired on rid: the first waits (NOT_READY) before
+ * the second asks; each notification checked as one whole binary frame. */
+static void raw_pair(struct relay_test *test, const char *rid, int *first, int *second)
+{
+    char request[512], uuid[37];
+    int status;
+
+    *first = raw_ws_open("127.0.0.1", test->relay.port, RELAY_TEST_TIMEOUT_MS, &status);
+    *second = raw_ws_open("127.0.0.1", test->relay.port, RELAY_TEST_TIMEOUT_MS, &status);
+    assert_true(*first >= 0 && *second >= 0);
+    assert_int_equal(moneysocket_json_new_uuid(uuid), 0);
+    size_t length = moneysocket_json_build_request(request, sizeof(request), rid, uuid, 1.5);
+    assert_int_equal(raw_ws_send(*first, 2, request, length), 0);
+    expect_raw_notification(*first, "NOTIFY_RENDEZVOUS_NOT_READY");
+    assert_int_equal(raw_ws_send(*second, 2, request, length), 0);
+    expect_raw_notification(*second, "NOTIFY_RENDEZVOUS");
+    expect_raw_notification(*first, "NOTIFY_RENDEZVOUS");
+}
+
 static void test_notifications_are_single_binary_frames(void **state)
 {
     struct relay_test *test = *state;
-    char request[512], uuid[37];
-    int status, first, second;
+    int first, second;
+
+    raw_pair(test, rid_two, &first, &second);
+    close(second);
+    expect_raw_notification(first, "NOTIFY_RENDEZVOUS_END");
+    close(first);
+}
+
+/* The name of the next notification on a raw socket ("" if none came). */
+static void read_raw_notification_name(int fd, char *name, size_t size)
+{
+    struct moneysocket_message parsed;
+    unsigned char *payload;
     size_t length;
+    int opcode;
+
+    name[0] = '\0';
+    if (raw_ws_read_frame(fd, RELAY_TEST_TIMEOUT_MS, &opcode, &payload, &length) < 0)
+        return;
+    if (opcode == 0x82 && moneysocket_json_parse(payload, length, &parsed) == 0)
+        snprintf(name, size, "%.63s", parsed.notification_name.text);
+    free(payload);
+}
+
+/* Both requests sent back to back, so the relay usually reads them in one
+ * loop turn and writes the pending peer's NOT_READY and NOTIFY_RENDEZVOUS
+ * together: they must still arrive as two whole frames, in that order.
+ * Which of the two is read first (and so is pending) is up to the relay. */
+static void test_requests_in_one_turn(void **state)
+{
+    struct relay_test *test = *state;
+    char first_request[512], second_request[512], uuid[37], name[160];
+    int status, first, second;
 
     first = raw_ws_open("127.0.0.1", test->relay.port, RELAY_TEST_TIMEOUT_MS, &status);
     second = raw_ws_open("127.0.0.1", test->relay.port, RELAY_TEST_TIMEOUT_MS, &status);
     assert_true(first >= 0 && second >= 0);
     assert_int_equal(moneysocket_json_new_uuid(uuid), 0);
-    length = moneysocket_json_build_request(request, sizeof(request), rid_two, uuid, 1.5);
-    assert_int_equal(raw_ws_send(first, 2, request, length), 0);
-    expect_raw_notification(first, "NOTIFY_RENDEZVOUS_NOT_READY");
-    assert_int_equal(raw_ws_send(second, 2, request, length), 0);
-    expect_raw_notification(second, "NOTIFY_RENDEZVOUS");
-    expect_raw_notification(first, "NOTIFY_RENDEZVOUS");
-    close(second);
-    expect_raw_notification(first, "NOTIFY_RENDEZVOUS_END");
+    size_t first_length =
+        moneysocket_json_build_request(first_request, sizeof(first_request), rid_one, uuid, 2.5);
+    assert_int_equal(moneysocket_json_new_uuid(uuid), 0);
+    size_t second_length =
+        moneysocket_json_build_request(second_request, sizeof(second_request), rid_one, uuid, 2.5);
+    assert_int_equal(raw_ws_send(first, 2, first_request, first_length), 0);
+    assert_int_equal(raw_ws_send(second, 2, second_request, second_length), 0);
+
+    read_raw_notification_name(first, name, sizeof(name));
+    bool first_pending = strcmp(name, "NOTIFY_RENDEZVOUS_NOT_READY") == 0;
+    if (!first_pending)
+        assert_string_equal(name, "NOTIFY_RENDEZVOUS");
+    int pending = first_pending ? first : second, paired = first_pending ? second : first;
+    if (!first_pending)
+        expect_raw_notification(pending, "NOTIFY_RENDEZVOUS_NOT_READY");
+    expect_raw_notification(pending, "NOTIFY_RENDEZVOUS");
+    if (first_pending)
+        expect_raw_notification(paired, "NOTIFY_RENDEZVOUS");
     close(first);
+    close(second);
+}
+
+/* A client that sends a close frame while its partner streams to it: the
+ * relay may still deliver frames queued before the close, whole and in
+ * order, then answers with its own close frame - and after that sends
+ * nothing more. */
+static void test_close_while_partner_streams(void **state)
+{
+    struct relay_test *test = *state;
+    enum { FRAMES = 400, FRAME_BYTES = 1000 };
+    unsigned char frame[FRAME_BYTES], *payload;
+    int opcode, receiver, sender;
+    size_t length;
+
+    raw_pair(test, rid_two, &receiver, &sender);
+
+    for (uint32_t sequence = 0; sequence < FRAMES; sequence++) {
+        relay_test_fill_payload(frame, sizeof(frame), sequence, 7);
+        assert_int_equal(raw_ws_send(sender, 2, frame, sizeof(frame)), 0);
+    }
+    assert_int_equal(raw_ws_send(receiver, 8, "\x03\xe8", 2), 0); /* close 1000 */
+
+    /* Messages may come in several frames (the relay forwards what it has
+     * read of a message as it goes): reassemble, then compare. */
+    uint32_t received = 0;
+    size_t message_length = 0;
+    unsigned char message[FRAME_BYTES];
+    for (;;) {
+        if (raw_ws_read_frame(receiver, RELAY_TEST_TIMEOUT_MS, &opcode, &payload, &length) < 0)
+            fail_msg("no close frame after %u data messages", received);
+        if ((opcode & 0x0f) == 8) {
+            free(payload);
+            break;
+        }
+        assert_int_equal(opcode & 0x0f, message_length == 0 ? 2 : 0);
+        assert_true(message_length + length <= sizeof(message));
+        memcpy(message + message_length, payload, length);
+        message_length += length;
+        free(payload);
+        if (!(opcode & 0x80))
+            continue;
+        relay_test_fill_payload(frame, sizeof(frame), received, 7);
+        assert_int_equal(message_length, sizeof(frame));
+        assert_memory_equal(message, frame, message_length);
+        message_length = 0;
+        received++;
+    }
+    assert_true(received <= FRAMES);
+    /* Nothing after the close frame: the connection ends or stays quiet. */
+    struct pollfd readable = {.fd = receiver, .events = POLLIN};
+    char byte;
+    if (poll(&readable, 1, 500) == 1)
+        assert_true(recv(receiver, &byte, 1, 0) <= 0);
+    close(receiver);
+    close(sender);
 }
 
 /* A peer that leaves with a close frame, and one that just drops its TCP
@@ -380,6 +498,10 @@ int main(void)
                                         relay_test_teardown),
         cmocka_unit_test_setup_teardown(test_notifications_are_single_binary_frames,
                                         relay_test_setup, relay_test_teardown),
+        cmocka_unit_test_setup_teardown(test_requests_in_one_turn, relay_test_setup,
+                                        relay_test_teardown),
+        cmocka_unit_test_setup_teardown(test_close_while_partner_streams, relay_test_setup,
+                                        relay_test_teardown),
         cmocka_unit_test_setup_teardown(test_end_when_partner_leaves, relay_test_setup,
                                         relay_test_teardown),
         cmocka_unit_test_setup_teardown(test_notify_before_partner_frames, relay_test_setup,

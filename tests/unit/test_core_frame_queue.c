@@ -1,8 +1,8 @@
 /*
  * test_core_frame_queue.c - the session's pre-framed output queue: frame
  * headers at every length boundary and for every opcode/FIN combination,
- * blocks sized to the traffic (exact when the queue is empty, coalescing
- * behind a backlog), payload accounting and spare-block reuse.
+ * blocks sized to the traffic (small or exact when the queue is empty,
+ * coalescing behind a backlog), payload accounting and spare-block reuse.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -51,21 +51,38 @@ static void test_header_opcodes(void **state)
     assert_header(1, FRAME_FINAL | FRAME_TEXT, (const unsigned char[]){0x80, 1}, 2);
 }
 
-static void test_lone_frame_gets_exact_block(void **state)
+static void test_lone_small_frames_share_a_small_block(void **state)
 {
     (void)state;
     struct frame_queue queue = {0};
     assert_int_equal(frame_queue_push(&queue, "hello", 5, FRAME_FIRST | FRAME_FINAL), 0);
-    assert_int_equal(queue.bytes, 5);
-    assert_int_equal(relay_metrics.send_queue_bytes, 5);
+    assert_int_equal(frame_queue_push(&queue, "world!", 6, FRAME_FIRST | FRAME_FINAL), 0);
+    assert_int_equal(queue.bytes, 11);
+    assert_int_equal(relay_metrics.send_queue_bytes, 11);
     struct frame_block *block = frame_queue_pop(&queue);
     assert_non_null(block);
-    assert_int_equal(block->capacity, 7);
-    assert_int_equal(block->used, 7);
-    assert_memory_equal(frame_block_data(block), "\x82\x05hello", 7);
+    assert_int_equal(block->capacity, FRAME_QUEUE_BLOCK_MIN);
+    assert_int_equal(block->used, 15);
+    assert_memory_equal(frame_block_data(block), "\x82\x05hello\x82\x06world!", 15);
     assert_true(frame_queue_is_empty(&queue));
     assert_int_equal(queue.bytes, 0);
     assert_int_equal(relay_metrics.send_queue_bytes, 0);
+    frame_block_free(block);
+}
+
+static void test_lone_large_frame_gets_exact_block(void **state)
+{
+    (void)state;
+    struct frame_queue queue = {0};
+    unsigned char payload[5000];
+    memset(payload, 0x5a, sizeof(payload));
+    assert_int_equal(frame_queue_push(&queue, payload, sizeof(payload), FRAME_FIRST | FRAME_FINAL),
+                     0);
+    struct frame_block *block = frame_queue_pop(&queue);
+    assert_non_null(block);
+    assert_int_equal(block->capacity, 4 + sizeof(payload));
+    assert_int_equal(block->used, 4 + sizeof(payload));
+    assert_true(frame_queue_is_empty(&queue));
     frame_block_free(block);
 }
 
@@ -75,7 +92,7 @@ static void test_backlog_coalesces(void **state)
     struct frame_queue queue = {0};
     unsigned char payload[128];
     memset(payload, 0xab, sizeof(payload));
-    /* 1 exact block, then 64 KiB blocks of 132-byte frames */
+    /* 1 small block, then 64 KiB blocks of 132-byte frames */
     const int frames = 1000;
     for (int i = 0; i < frames; i++)
         assert_int_equal(
@@ -103,8 +120,9 @@ static void test_backlog_coalesces(void **state)
         frame_block_free(block);
     }
     assert_int_equal(decoded, frames);
-    /* 132 000 bytes: one lone frame, then 496 frames per 64 KiB block */
-    assert_int_equal(blocks, 1 + (frames - 1 + 495) / 496);
+    /* 132 000 bytes: a small block of 7 frames, then 496 per 64 KiB block */
+    const int first = FRAME_QUEUE_BLOCK_MIN / 132;
+    assert_int_equal(blocks, 1 + (frames - first + 495) / 496);
     assert_int_equal(relay_metrics.send_queue_bytes, 0);
     frame_queue_release_spares();
 }
@@ -146,11 +164,14 @@ static void test_clear_releases_everything(void **state)
     assert_null(queue.tail);
     assert_int_equal(queue.bytes, 0);
     assert_int_equal(relay_metrics.send_queue_bytes, 0);
-    /* reused spares come back empty */
-    assert_int_equal(frame_queue_push(&queue, "a", 1, FRAME_FIRST | FRAME_FINAL), 0);
+    /* reused spares come back empty: fill a small block, then one more */
+    unsigned char filler[FRAME_QUEUE_BLOCK_MIN - 4] = {0};
+    assert_int_equal(frame_queue_push(&queue, filler, sizeof(filler), FRAME_FIRST | FRAME_FINAL),
+                     0);
     assert_int_equal(frame_queue_push(&queue, "b", 1, FRAME_FIRST | FRAME_FINAL), 0);
     struct frame_block *lone = frame_queue_pop(&queue);
     struct frame_block *spare = frame_queue_pop(&queue);
+    assert_int_equal(lone->used, FRAME_QUEUE_BLOCK_MIN);
     assert_int_equal(spare->capacity, FRAME_QUEUE_BLOCK_MAX);
     assert_int_equal(spare->used, 3);
     assert_memory_equal(frame_block_data(spare),
@@ -167,7 +188,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_header_lengths),
         cmocka_unit_test(test_header_opcodes),
-        cmocka_unit_test(test_lone_frame_gets_exact_block),
+        cmocka_unit_test(test_lone_small_frames_share_a_small_block),
+        cmocka_unit_test(test_lone_large_frame_gets_exact_block),
         cmocka_unit_test(test_backlog_coalesces),
         cmocka_unit_test(test_large_piece_own_block),
         cmocka_unit_test(test_clear_releases_everything),
