@@ -1,8 +1,9 @@
 /*
  * client_port.c - the client-facing listener and its lws protocol callback.
  *
- * Creates the vhost clients connect to (ws:// or wss://, IPv4 or IPv6) and
- * dispatches its lws events: WebSocket events go to session.c, a plain HTTP
+ * Creates the vhost that serves clients (ws:// or wss://, IPv4 or IPv6; the
+ * socket they connect to is client_listener.c's) and dispatches its lws
+ * events: WebSocket events go to session.c, a plain HTTP
  * GET gets a short text page naming the service (so a browser or a load
  * balancer probing the port sees what it is, not an error).
  *
@@ -18,8 +19,8 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
+#include "client_listener.h"
 #include "client_port.h"
-#include "listen_address.h"
 #include "relay/log.h"
 #include "server.h"
 #include "session.h"
@@ -108,9 +109,6 @@ static int client_port_callback(struct lws *wsi, enum lws_callback_reasons reaso
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         server_handle_wakeup();
         return 0;
-    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
-        /* Drop new TCP connections cheaply once shutting down. */
-        return relay_server.shutting_down ? -1 : 0;
     case LWS_CALLBACK_HTTP:
         return client_port_serve_page(wsi);
     case LWS_CALLBACK_HTTP_WRITEABLE:
@@ -159,15 +157,13 @@ struct lws_vhost *client_port_start(struct lws_context *context, const struct re
     client_port_protocols_configured[0].rx_buffer_size = config->rx_buffer_bytes;
 
     info.vhost_name = "client";
-    info.iface = config->bind_address;
-    info.port = config->port;
+    /* relayd accepts (client_listener.c); this vhost serves the sockets. */
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.protocols = client_port_protocols_configured;
-    info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
     /* An idle plain-HTTP connection (a probe) gets no longer than a
      * WebSocket handshake; the handshake itself is bounded by the context's
      * timeout_secs (server.c). */
     info.keepalive_timeout = config->handshake_timeout_seconds;
-    info.options |= listen_address_vhost_options(config->bind_address);
     if (config->tls.cert_file != NULL) {
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.ssl_cert_filepath = config->tls.cert_file;
@@ -177,9 +173,11 @@ struct lws_vhost *client_port_start(struct lws_context *context, const struct re
     }
     struct lws_vhost *vhost = lws_create_vhost(context, &info);
     if (vhost == NULL) {
-        log_error("cannot listen for clients on %s port %d", config->bind_address, config->port);
+        log_error("cannot create the client port (check the tls files)");
         return NULL;
     }
+    if (client_listener_start(context, vhost, config) != 0)
+        return NULL;
     log_info("listening for clients on %s://%s%s%s:%d/", config->tls.cert_file ? "wss" : "ws",
              strchr(config->bind_address, ':') ? "[" : "", config->bind_address,
              strchr(config->bind_address, ':') ? "]" : "", config->port);

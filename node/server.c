@@ -45,6 +45,7 @@
 #include <ev.h>
 
 #include "admin.h"
+#include "client_listener.h"
 #include "client_port.h"
 #include "cluster_node.h"
 #include "frame_queue.h"
@@ -309,6 +310,7 @@ static struct lws_context *server_create_context(const struct relay_config *conf
 static void server_free(void)
 {
     lws_sul_cancel(&relay_server.shutdown_timer);
+    client_listener_stop();
     stats_stop();
     if (relay_server.clustered && relay_server.context != NULL)
         cluster_node_stop();

@@ -715,7 +715,7 @@ static int bench_client_parse_response(struct bench_client_connection *connectio
     bench_client_buffer_consume(in, (size_t)(end - data) + 4);
     connection->phase = BENCH_PHASE_OPEN;
     connection->opened_ns = bench_client_now_ns();
-    /* written at the end of this loop turn, with one send() */
+    /* written by bench_client_handle_event (or the turn's end) */
     if (bench_client_buffer_length(&connection->out) > 0)
         bench_client_mark_dirty(connection);
     return 1;
@@ -756,9 +756,16 @@ static void bench_client_handle_event(struct bench_client_connection *connection
             bench_client_update_events(connection);
         return;
     }
-    if ((events & EPOLLIN) || ((events & (EPOLLERR | EPOLLHUP)) && !connection->reading_paused))
+    bool upgrading = connection->phase == BENCH_PHASE_UPGRADE;
+    if ((events & EPOLLIN) || ((events & (EPOLLERR | EPOLLHUP)) && !connection->reading_paused)) {
         bench_client_read(connection);
-    else if (events & (EPOLLERR | EPOLLHUP))
+        /* Frames queued before the 101 (the rendezvous request) leave at
+         * once rather than at the end of the turn: the rendezvous latency
+         * is timed from the 101, and it should time the server, not the
+         * rest of this turn. It is one send() either way. */
+        if (upgrading && connection->phase == BENCH_PHASE_OPEN)
+            bench_client_flush(connection);
+    } else if (events & (EPOLLERR | EPOLLHUP))
         return bench_client_end(connection, "connection reset", 0);
     if (connection->fd >= 0 && (events & EPOLLOUT))
         bench_client_flush(connection);

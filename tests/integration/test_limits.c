@@ -150,6 +150,77 @@ static void test_max_connections(void **state)
     relay_test_expect_notification(late, "NOTIFY_RENDEZVOUS", rid_limit, uuid);
 }
 
+/* A relayd of its own under `ulimit -n fd_limit`, with a config file when
+ * config_text is not NULL; returns its pid once /readyz answers 200. */
+struct limited_relay {
+    char directory[256];
+    char log_path[300];
+    int port;
+    int admin;
+    pid_t pid;
+};
+
+static void limited_relay_start(struct limited_relay *relay, int fd_limit, const char *config_text)
+{
+    char config_path[300], port_text[16], admin_text[16], command[256];
+
+    relay->port = harness_free_port("127.0.0.1");
+    relay->admin = harness_free_port("127.0.0.1");
+    assert_int_equal(harness_make_directory(relay->directory, sizeof(relay->directory)), 0);
+    snprintf(relay->log_path, sizeof(relay->log_path), "%s/relayd.log", relay->directory);
+    snprintf(config_path, sizeof(config_path), "%s/relayd.yaml", relay->directory);
+    FILE *file = fopen(config_path, "w");
+    assert_non_null(file);
+    fputs(config_text != NULL ? config_text : "", file);
+    fclose(file);
+    snprintf(port_text, sizeof(port_text), "%d", relay->port);
+    snprintf(admin_text, sizeof(admin_text), "%d", relay->admin);
+    snprintf(command, sizeof(command),
+             "ulimit -n %d && exec \"$0\" --config \"$3\" --bind 127.0.0.1 --port \"$1\" "
+             "--admin-port \"$2\" --log-level info",
+             fd_limit);
+    const char *const argv[] = {"/bin/sh", "-c",       command,     harness_relayd_path(),
+                                port_text, admin_text, config_path, NULL};
+    relay->pid = harness_spawn(argv, relay->log_path, -1, 0);
+    assert_true(relay->pid > 0);
+    int64_t deadline = ws_client_now_ms() + RELAY_TEST_TIMEOUT_MS;
+    for (;;) {
+        char *body = NULL;
+        int http = 0;
+        int got = harness_http_get("127.0.0.1", relay->admin, "/readyz", 500, &http, &body);
+        free(body);
+        if (got == 0 && http == 200)
+            return;
+        if (ws_client_now_ms() > deadline) {
+            harness_print_file_tail("relayd log", relay->log_path, 2000);
+            fail_msg("relayd under ulimit -n %d did not become ready", fd_limit);
+        }
+        harness_sleep_ms(50);
+    }
+}
+
+static bool limited_relay_log_contains(const struct limited_relay *relay, const char *text)
+{
+    char *log = NULL;
+    assert_int_equal(
+        harness_run_command((char *const[]){"cat", (char *)relay->log_path, NULL}, 5000, &log), 0);
+    bool found = log != NULL && strstr(log, text) != NULL;
+    free(log);
+    return found;
+}
+
+static void limited_relay_stop(struct limited_relay *relay)
+{
+    kill(relay->pid, SIGTERM);
+    for (int i = 0; i < 100 && harness_poll_exit(relay->pid) == -2; i++)
+        harness_sleep_ms(50);
+    if (harness_poll_exit(relay->pid) == -2) {
+        kill(relay->pid, SIGKILL);
+        waitpid(relay->pid, NULL, 0);
+    }
+    harness_remove_directory(relay->directory);
+}
+
 /* Without limits.max_connections the node serves what its descriptor limit
  * allows less 256 kept for itself: under `ulimit -n 300` that is 44. The
  * 45th client is refused with 1013. */
@@ -159,66 +230,86 @@ static void test_max_connections(void **state)
 static void test_max_connections_from_fd_limit(void **state)
 {
     (void)state;
-    char directory[256], log_path[300], port_text[16], admin_text[16];
-    int port = harness_free_port("127.0.0.1"), admin = harness_free_port("127.0.0.1");
+    struct limited_relay relay;
     int fds[AUTO_MAX_CONNECTIONS + 1], status = 0, code = 0, i;
-    char reason[128] = "";
+    char reason[128] = "", expected[64];
 
-    assert_int_equal(harness_make_directory(directory, sizeof(directory)), 0);
-    snprintf(log_path, sizeof(log_path), "%s/relayd.log", directory);
-    snprintf(port_text, sizeof(port_text), "%d", port);
-    snprintf(admin_text, sizeof(admin_text), "%d", admin);
-    const char *const argv[] = {"/bin/sh",
-                                "-c",
-                                "ulimit -n 300 && exec \"$0\" --bind 127.0.0.1 --port \"$1\" "
-                                "--admin-port \"$2\" --log-level info",
-                                harness_relayd_path(),
-                                port_text,
-                                admin_text,
-                                NULL};
-    pid_t pid = harness_spawn(argv, log_path, -1, 0);
-    assert_true(pid > 0);
-    int64_t deadline = ws_client_now_ms() + RELAY_TEST_TIMEOUT_MS;
-    int http = 0;
-    for (;;) {
-        char *body = NULL;
-        int got = harness_http_get("127.0.0.1", admin, "/readyz", 500, &http, &body);
-        free(body);
-        if (got == 0 && http == 200)
-            break;
-        if (ws_client_now_ms() > deadline) {
-            harness_print_file_tail("relayd log", log_path, 2000);
-            fail_msg("relayd under ulimit -n %d did not become ready", AUTO_FD_LIMIT);
-        }
-        harness_sleep_ms(50);
-    }
-    char *log = NULL;
-    char expected[64];
+    limited_relay_start(&relay, AUTO_FD_LIMIT, NULL);
     snprintf(expected, sizeof(expected), "max connections: %d", AUTO_MAX_CONNECTIONS);
-    assert_int_equal(harness_run_command((char *const[]){"cat", log_path, NULL}, 5000, &log), 0);
-    if (log == NULL || strstr(log, expected) == NULL)
-        fail_msg("relayd log does not say \"%s\": %s", expected, log != NULL ? log : "");
-    free(log);
+    if (!limited_relay_log_contains(&relay, expected))
+        fail_msg("relayd log does not say \"%s\"", expected);
 
     for (i = 0; i < AUTO_MAX_CONNECTIONS; i++) {
-        fds[i] = raw_ws_open("127.0.0.1", port, RELAY_TEST_TIMEOUT_MS, &status);
+        fds[i] = raw_ws_open("127.0.0.1", relay.port, RELAY_TEST_TIMEOUT_MS, &status);
         assert_true(fds[i] >= 0);
     }
-    fds[i] = raw_ws_open("127.0.0.1", port, RELAY_TEST_TIMEOUT_MS, &status);
+    fds[i] = raw_ws_open("127.0.0.1", relay.port, RELAY_TEST_TIMEOUT_MS, &status);
     assert_true(fds[i] >= 0);
     assert_int_equal(
         raw_ws_read_close(fds[i], RELAY_TEST_TIMEOUT_MS, &code, reason, sizeof(reason)), 0);
     assert_int_equal(code, 1013);
     for (i = 0; i <= AUTO_MAX_CONNECTIONS; i++)
         close(fds[i]);
-    kill(pid, SIGTERM);
-    for (i = 0; i < 100 && harness_poll_exit(pid) == -2; i++)
-        harness_sleep_ms(50);
-    if (harness_poll_exit(pid) == -2) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+    limited_relay_stop(&relay);
+}
+
+/* CPU seconds (user + system) a process has used, from /proc/PID/stat. */
+static double process_cpu_seconds(pid_t pid)
+{
+    char path[64], line[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *file = fopen(path, "r");
+    assert_non_null(file);
+    assert_non_null(fgets(line, sizeof(line), file));
+    fclose(file);
+    const char *after_name = strrchr(line, ')');
+    assert_non_null(after_name);
+    unsigned long user = 0, system = 0;
+    /* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+    assert_int_equal(sscanf(after_name + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                            &user, &system),
+                     2);
+    return (double)(user + system) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* limits.max_connections above what `ulimit -n` allows (the node warns):
+ * once descriptors run out, the client port stops accepting for a moment
+ * rather than spinning on its readable socket, and takes connections again
+ * once some have closed. */
+#define SCARCE_FD_LIMIT 64
+
+static void test_accept_pauses_without_descriptors(void **state)
+{
+    (void)state;
+    struct limited_relay relay;
+    int fds[SCARCE_FD_LIMIT], status = 0, opened = 0;
+
+    limited_relay_start(&relay, SCARCE_FD_LIMIT, "limits:\n  max_connections: 1000\n");
+    while (opened < SCARCE_FD_LIMIT) {
+        int fd = raw_ws_open("127.0.0.1", relay.port, 300, &status);
+        if (fd < 0)
+            break;
+        fds[opened++] = fd;
     }
-    harness_remove_directory(directory);
+    assert_true(opened >= 10 && opened < SCARCE_FD_LIMIT);
+    /* The connection that got no answer waits in the kernel's queue; a
+     * node spinning on it would burn a core. */
+    double before = process_cpu_seconds(relay.pid);
+    harness_sleep_ms(1000);
+    double used = process_cpu_seconds(relay.pid) - before;
+    if (used > 0.3)
+        fail_msg("relayd used %.2f s of CPU in 1 s while out of descriptors", used);
+    assert_true(limited_relay_log_contains(&relay, "cannot accept"));
+
+    close(fds[--opened]);
+    close(fds[--opened]);
+    int late = raw_ws_open("127.0.0.1", relay.port, RELAY_TEST_TIMEOUT_MS, &status);
+    assert_true(late >= 0);
+    assert_int_equal(status, 101);
+    close(late);
+    while (opened > 0)
+        close(fds[--opened]);
+    limited_relay_stop(&relay);
 }
 
 /* pending_timeout 1: a pending peer is closed within a few seconds (END and
@@ -272,6 +363,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_oversize_between_peers, relay_test_setup_no_relay,
                                         relay_test_teardown),
         cmocka_unit_test(test_max_connections_from_fd_limit),
+        cmocka_unit_test(test_accept_pauses_without_descriptors),
         cmocka_unit_test_setup_teardown(test_max_connections, relay_test_setup_no_relay,
                                         relay_test_teardown),
         cmocka_unit_test_setup_teardown(test_pending_timeout, relay_test_setup_no_relay,
